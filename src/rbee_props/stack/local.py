@@ -427,11 +427,26 @@ class LocalStack(Stack):
         proc = self._proc(component)
         proc.send(signal.SIGSTOP)
         proc.paused = True
+        self._wait_status(proc, stopped=True)
 
     def resume(self, component: str) -> None:
         proc = self._proc(component)
         proc.send(signal.SIGCONT)
         proc.paused = False
+        self._wait_status(proc, stopped=False)
+
+    @staticmethod
+    def _wait_status(proc: ManagedProcess, *, stopped: bool) -> None:
+        """Signals are delivered asynchronously: return once the kernel shows the new state."""
+
+        def reached() -> bool:
+            try:
+                return (proc.proc is not None and proc.proc.status() == psutil.STATUS_STOPPED) == stopped
+            except psutil.Error:
+                return True  # gone: nothing left to pause or resume
+
+        with contextlib.suppress(WaitTimedOut):
+            poll_until(reached, 2.0, what=f"{proc.name} {'stopped' if stopped else 'running'}")
 
     def _links_between(self, a: str, b: str) -> list[str]:
         names = [n for n in (f"{a}->{b}", f"{b}->{a}") if n in self.links]
