@@ -26,7 +26,7 @@ def error_line(message: str) -> None:
 
 def info(message: str) -> None:
     """A line of progress on stdout."""
-    console.print(message, markup=False)
+    console.print(message, markup=False, soft_wrap=True)
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

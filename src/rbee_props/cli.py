@@ -244,5 +244,23 @@ def heal(config_path: str | None) -> None:
     out.info("healed")
 
 
+@main.command()
+@click.option("--config", "config_path", type=click.Path(), help="rbee-props.toml to use.")
+@click.option("--bugs", help="Planted bugs of the reference stack, comma-separated.")
+@handle_errors
+def demo(config_path: str | None, bugs: str | None) -> None:
+    """Walk a live stack through register, spawn, inference, kill and eviction."""
+    from rbee_props.walkthrough import walkthrough
+
+    signal.signal(signal.SIGTERM, _raise_interrupted)
+    stack = make_stack(_config(config_path, bugs=_bugs(bugs)))
+    try:
+        stack.start()
+        for line in walkthrough(stack):
+            out.info(line)
+    finally:
+        stack.stop()
+
+
 if __name__ == "__main__":
     main()
