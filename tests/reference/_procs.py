@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
@@ -84,10 +84,8 @@ class Program:
         """SIGKILL the whole process group and reap it."""
         if self.proc is None:
             return
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc.wait(5)
 
 
@@ -114,3 +112,6 @@ def running(*programs: Program) -> Iterator[None]:
     finally:
         for program in programs:
             program.stop()
+
+
+test_env.__test__ = False  # a helper, not a test

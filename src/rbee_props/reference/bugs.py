@@ -19,7 +19,9 @@ KNOWN_BUGS: dict[str, str] = {
     "lost-update": "hive monitor writes back the entries it read at sweep start (B14)",
     "no-auth-internal": "hive registers workers at the queen without the token (B03)",
     "dev-mode-bypass": "an empty or unset token disables auth (B04)",
-    "lenient-validation": "'_', shell metacharacters and ids over 64 characters accepted (B06, B22)",
+    "lenient-validation": (
+        "'_', shell metacharacters and ids over 64 characters accepted (B06, B22)"
+    ),
     "text-errors": "plain-text error bodies; a peer's 4xx relayed as 500 (B24)",
     "no-slot-admission": "worker queues requests instead of answering 503 when full (B10)",
     "sigterm-orphans": "hive exits on SIGTERM leaving its workers running (B18)",

@@ -124,7 +124,9 @@ class Validator:
     def repo_url(self, field: str, value: Any) -> str:
         text = self._string(field, value)
         if not text or len(text) > 2048 or (SHELL_META & set(text) and not self.lenient):
-            raise invalid(field, "must be non-empty without whitespace, quotes or shell metacharacters")
+            raise invalid(
+                field, "must be non-empty without whitespace, quotes or shell metacharacters"
+            )
         return text
 
     def port(self, field: str, value: Any) -> int:

@@ -18,7 +18,6 @@ import logging
 import os
 import signal
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -34,10 +33,33 @@ from rbee_props.reference.validation import Field, Validator, parse_body
 
 NAME = "worker"
 LAYERS = 32
-VOCAB = (
-    "the bee hums over warm clover while queens plan and hives keep count of every "
-    "worker that loads a model and answers its ready call"
-).split()
+VOCAB = [
+    "the",
+    "bee",
+    "hums",
+    "over",
+    "warm",
+    "clover",
+    "while",
+    "queens",
+    "plan",
+    "and",
+    "hives",
+    "keep",
+    "count",
+    "of",
+    "every",
+    "worker",
+    "that",
+    "loads",
+    "a",
+    "model",
+    "and",
+    "answers",
+    "its",
+    "ready",
+    "call",
+]
 log = logging.getLogger("rbee_props.reference.worker")
 
 
@@ -153,7 +175,9 @@ class SlotStream(StreamingResponse):
     """A streaming response that frees its slot however the stream ends (S17)."""
 
     def __init__(self, worker: Worker, events: AsyncIterator[str]) -> None:
-        super().__init__(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        super().__init__(
+            events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
         self.worker = worker
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
