@@ -88,7 +88,7 @@ def _attached(config_path: str | None) -> LocalStack:
     state = Path(json.loads(pointer.read_text())["state"])
     if not state.is_file():
         pointer.unlink(missing_ok=True)
-        msg = "no stack is running (its run directory is gone); start one with: rbee-props up --detach"
+        msg = "no stack is running (its run directory is gone); start one: rbee-props up --detach"
         raise UsageError(msg)
     return LocalStack.attach(state, _config(config_path))
 

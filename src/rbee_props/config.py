@@ -28,7 +28,7 @@ import sys
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
@@ -67,7 +67,7 @@ class Timings:
     load_delay: float = 0.1
     token_delay: float = 0.002
 
-    ENV = {
+    ENV: ClassVar[dict[str, str]] = {
         "health_interval": "RBEE_HEALTH_INTERVAL",
         "health_timeout": "RBEE_HEALTH_TIMEOUT",
         "health_failures": "RBEE_HEALTH_FAILURES",
@@ -197,7 +197,9 @@ def load_config(
     if path is not None:
         file = Path(path)
         if not file.is_file():
-            msg = f"config file {str(file)!r} does not exist; pass an existing TOML file to --config"
+            msg = (
+                f"config file {str(file)!r} does not exist; pass an existing TOML file to --config"
+            )
             raise ConfigError(msg, path=str(file))
         data, source = _read_toml(file), str(file)
         if file.name == "pyproject.toml":
@@ -326,7 +328,9 @@ def parse_config(
         kw["compose"] = ComposeConfig(
             file=r.text("stack.compose.file", comp.get("file", "")),
             project=r.text("stack.compose.project", comp.get("project", "")),
-            services={str(k): r.text(f"stack.compose.services.{k}", v) for k, v in services.items()},
+            services={
+                str(k): r.text(f"stack.compose.services.{k}", v) for k, v in services.items()
+            },
         )
     config = Config(**kw)
     return _apply_overrides(r, config, overrides or {})
@@ -349,7 +353,8 @@ def _port_range(r: _Reader, value: Any) -> tuple[int, int] | None:
         return None
     match = re.fullmatch(r"(\d{1,5})-(\d{1,5})", value) if isinstance(value, str) else None
     if not match or not 1024 <= int(match[1]) < int(match[2]) <= 65535:
-        raise r.error("stack.ports", '"auto" or a range "A-B" with 1024 <= A < B <= 65535', value)
+        msg = "stack.ports"
+        raise r.error(msg, '"auto" or a range "A-B" with 1024 <= A < B <= 65535', value)
     return int(match[1]), int(match[2])
 
 
@@ -379,12 +384,14 @@ def _component(r: _Reader, key: str, value: Any, base: ComponentConfig) -> Compo
     table = r.table(key, value, allowed)
     command = r.strings(f"{key}.command", table["command"]) if "command" in table else base.command
     if not command:
-        raise r.error(f"{key}.command", "a non-empty list of strings", table["command"])
+        msg = f"{key}.command"
+        raise r.error(msg, "a non-empty list of strings", table["command"])
     for part in command:
         r.placeholders(f"{key}.command", part, PLACEHOLDERS)
     health = r.text(f"{key}.health", table.get("health", base.health))
     if not health.startswith("/"):
-        raise r.error(f"{key}.health", "a path starting with '/'", health)
+        msg = f"{key}.health"
+        raise r.error(msg, "a path starting with '/'", health)
     env_table = r.table(f"{key}.env", table.get("env", {}), _ANY)
     env = {}
     for name, val in env_table.items():

@@ -41,7 +41,9 @@ def walkthrough(stack: Stack) -> Iterator[str]:
             return {w["id"] for w in http.get(hive + "/v1/workers/list").json()["workers"]}
 
         yield f"stack up: {', '.join(f'{n}={u}' for n, u in stack.urls.items())}"
-        nodes = [n["node_name"] for n in http.get(queen + "/v2/registry/beehives/list").json()["nodes"]]
+        nodes = [
+            n["node_name"] for n in http.get(queen + "/v2/registry/beehives/list").json()["nodes"]
+        ]
         yield f"beehive registry: {nodes}"
 
         hand = f"hand-{uuid.uuid4().hex[:8]}"
@@ -65,12 +67,11 @@ def walkthrough(stack: Stack) -> Iterator[str]:
         worker_id = spawned["worker_id"]
         yield f"spawn on {stack.hives[0]}: {worker_id} at {spawned['url']} is {spawned['state']}"
         took = stack.wait_until(lambda: worker_id in queen_ids(), grace, what="worker registered")
-        yield f"{worker_id} loaded, reported ready, and the hive registered it at the queen ({took:.2f}s)"
+        yield f"{worker_id} loaded, reported ready, and is registered at the queen ({took:.2f}s)"
 
-        answer = http.post(
-            queen + "/v1/inference", json={"prompt": "hello rbee", "max_tokens": 6}
-        )
-        yield f"inference through the queen: {answer.status_code}, tokens {_sse_tokens(answer.text)}"
+        answer = http.post(queen + "/v1/inference", json={"prompt": "hello rbee", "max_tokens": 6})
+        tokens = _sse_tokens(answer.text)
+        yield f"inference through the queen: {answer.status_code}, tokens {tokens}"
 
         pids = [w.pid for w in stack.workers() if w.worker_id == worker_id]
         stack.kill_worker(worker_id)

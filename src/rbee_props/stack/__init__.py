@@ -35,7 +35,7 @@ def make_stack(config: Config, *, detached: bool = False) -> Stack:
         return ExternalStack(config)
     msg = (
         f"backend {config.backend!r} is not available in this version; "
-        "use backend = \"local\" or \"external\""
+        'use backend = "local" or "external"'
     )
     raise ConfigError(msg)
 

@@ -74,7 +74,9 @@ class Link:
             with contextlib.suppress(Exception):
                 writer.close()
 
-    async def serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def serve_client(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         if self.cut:  # dropped: hold the connection, answer nothing, close once healed
             self.writers.add(writer)
             await self.healed.wait()

@@ -49,6 +49,19 @@ __all__ = ["LocalStack", "runs_root"]
 HOST = "127.0.0.1"
 
 
+def _wait_dead(proc: psutil.Process, timeout: float = 5.0) -> None:
+    """Wait until a process we killed is gone or a zombie; its parent (not us) reaps it."""
+
+    def dead() -> bool:
+        try:
+            return proc.status() == psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return True
+
+    with contextlib.suppress(WaitTimedOut):
+        poll_until(dead, timeout, what=f"pid {proc.pid} dead", first_delay=0.001)
+
+
 def runs_root() -> Path:
     """Where run directories live (``RBEE_PROPS_HOME`` or a per-user temp directory)."""
     base = os.environ.get("RBEE_PROPS_HOME") or os.path.join(
@@ -332,9 +345,7 @@ class LocalStack(Stack):
             "proxy_port": self.proxy_port,
             "health_paths": self.health_paths,
             "worker_ports": self.worker_ports,
-            "components": {
-                name: {"argv": p.argv, "env": p.env} for name, p in self.procs.items()
-            },
+            "components": {name: {"argv": p.argv, "env": p.env} for name, p in self.procs.items()},
             "detached": self.detached,
         }
         (self.run_dir / "state.json").write_text(json.dumps(state, indent=2))
@@ -345,7 +356,9 @@ class LocalStack(Stack):
         try:
             state = json.loads(state_file.read_text())
         except (OSError, ValueError) as exc:
-            msg = f"no running stack: cannot read {state_file} ({exc}); start one with rbee-props up"
+            msg = (
+                f"no running stack: cannot read {state_file} ({exc}); start one with rbee-props up"
+            )
             raise UsageError(msg) from exc
         stack = cls(config, detached=True, keep_run_dir=False)
         stack.run_id = state["run_id"]
@@ -441,7 +454,9 @@ class LocalStack(Stack):
 
         def reached() -> bool:
             try:
-                return (proc.proc is not None and proc.proc.status() == psutil.STATUS_STOPPED) == stopped
+                return (
+                    proc.proc is not None and proc.proc.status() == psutil.STATUS_STOPPED
+                ) == stopped
             except psutil.Error:
                 return True  # gone: nothing left to pause or resume
 
@@ -518,8 +533,20 @@ class LocalStack(Stack):
         for worker in self.workers():
             if worker.worker_id == worker_id:
                 with contextlib.suppress(psutil.Error):
-                    psutil.Process(worker.pid).kill()
-                    psutil.Process(worker.pid).wait(5)
+                    proc = psutil.Process(worker.pid)
+                    proc.kill()
+                    _wait_dead(proc)
+                return
+        msg = f"no process of worker {worker_id!r} is running in this stack"
+        raise UsageError(msg, worker_id=worker_id)
+
+    def pause_worker(self, worker_id: str) -> None:
+        """SIGSTOP the process of worker ``worker_id``: alive, but answering nothing."""
+        self.require(Fault.PAUSE)
+        for worker in self.workers():
+            if worker.worker_id == worker_id:
+                with contextlib.suppress(psutil.Error):
+                    psutil.Process(worker.pid).suspend()
                 return
         msg = f"no process of worker {worker_id!r} is running in this stack"
         raise UsageError(msg, worker_id=worker_id)
@@ -530,5 +557,3 @@ class LocalStack(Stack):
             return "unknown component"
         state = "running" if proc.alive() else f"not running (exit code {proc.exit_code()})"
         return f"it is {state}; last lines of {proc.log}: {proc.log_tail()}"
-
-
