@@ -262,5 +262,25 @@ def demo(config_path: str | None, bugs: str | None) -> None:
         stack.stop()
 
 
+@main.command(name="kill-worker")
+@click.argument("worker_ids", nargs=-1, required=True)
+@click.option("--config", "config_path", type=click.Path())
+@handle_errors
+def kill_worker(worker_ids: tuple[str, ...], config_path: str | None) -> None:
+    """SIGKILL worker processes of the detached stack, by worker id."""
+    stack = _attached(config_path)
+    for worker_id in worker_ids:
+        stack.kill_worker(worker_id)
+        out.info(f"kill-worker {worker_id}: done")
+
+
+def _register_hunt_commands() -> None:
+    from rbee_props._cli_hunt import register
+
+    register(main, handle_errors, _config, _bugs, _raise_interrupted)
+
+
+_register_hunt_commands()
+
 if __name__ == "__main__":
     main()

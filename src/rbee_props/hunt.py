@@ -1,0 +1,178 @@
+"""Hunt for findings: run a machine with Hypothesis, then shrink, re-check and export.
+
+Hypothesis shrinks well, but a live stack is not deterministic, so its final replay may not
+fail again (``Flaky``) and its shrinking may stop early. rbee-props never lets that hide a
+finding: every failing example is kept by the machine context, the smallest is shrunk further
+by replaying candidates against the stack (``repro.replay.shrink_program``), replayed ``k``
+times for a reproduction rate, and exported with that rate.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import attrs
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis.errors import Flaky, FlakyStrategyDefinition
+from hypothesis.stateful import get_state_machine_test
+
+from rbee_props.config import Config
+from rbee_props.findings import Violation
+from rbee_props.machines import MachineContext, StackMachineBase
+from rbee_props.machines._context import Failure
+from rbee_props.repro import Finding, current_versions, export_finding
+from rbee_props.repro.replay import reproduction_rate, run_program, shrink_program
+
+__all__ = ["HuntResult", "hunt", "machine_settings", "make_finding"]
+
+
+def machine_settings(
+    *, max_examples: int = 20, steps: int = 12, database: object = None
+) -> settings:
+    """Settings for a machine on a live stack: no deadline, no health checks on slow data."""
+    return settings(
+        max_examples=max_examples,
+        stateful_step_count=steps,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=database,  # type: ignore[arg-type]
+        # no Phase.shrink: on a live stack Hypothesis' replays turn flaky and stop early;
+        # hunt() shrinks by replaying candidates itself (shrink_program), with a time budget
+        phases=(Phase.explicit, Phase.reuse, Phase.generate),
+        report_multiple_bugs=False,
+    )
+
+
+@attrs.define
+class HuntResult:
+    """What one hunt did and found."""
+
+    failure: Failure | None
+    finding: Finding | None
+    examples: int
+    steps: int
+    seconds: float
+    flaky: bool
+    seed: int | None
+    path: Path | None = None
+
+
+def run_hypothesis(
+    machine: type[StackMachineBase], context: MachineContext, *, config: settings,
+    seed: int | None,
+) -> bool:  # fmt: skip
+    """Run Hypothesis on ``machine``; True when Hypothesis called the result flaky."""
+    test = get_state_machine_test(machine.bind(context), settings=config)
+    if seed is not None:
+        test = hypothesis_seed(seed)(test)
+    context.seed = seed
+    try:
+        test()
+    except (Flaky, FlakyStrategyDefinition):
+        return True
+    except Violation:
+        return False
+    except BaseExceptionGroup as group:  # several distinct failures: the recorder has them all
+        if not group.subgroup((Violation, Flaky, FlakyStrategyDefinition)):
+            raise
+        return bool(group.subgroup((Flaky, FlakyStrategyDefinition)))
+    return False
+
+
+def hunt(
+    machine: type[StackMachineBase],
+    context: MachineContext,
+    *,
+    config: settings,
+    seed: int | None = None,
+    machine_name: str = "stack",
+    shrink_budget: float = 60.0,
+    attempts: int = 3,
+    out: Path | None = None,
+    on_progress: Callable[[str], None] | None = None,
+) -> HuntResult:
+    """Run ``machine`` until Hypothesis is done or something fails; finish the finding."""
+    started = time.monotonic()
+    examples_before, steps_before = context.examples, context.steps
+    context.failures.clear()
+    try:
+        flaky = run_hypothesis(machine, context, config=config, seed=seed)
+    except KeyboardInterrupt:
+        interrupted = context.smallest_failure()
+        if interrupted is not None and out is not None:
+            finding = make_finding(interrupted, machine_name, context.config, 0, 0)
+            export_finding(finding, out, secrets=(context.stack.token,))
+        raise
+    smallest = context.smallest_failure()
+    result = HuntResult(
+        failure=smallest,
+        finding=None,
+        examples=context.examples - examples_before,
+        steps=context.steps - steps_before,
+        seconds=0.0,
+        flaky=flaky,
+        seed=seed,
+    )
+    if smallest is not None:
+        result.finding, result.failure = finish(
+            smallest, machine, context, machine_name=machine_name,
+            shrink_budget=shrink_budget, attempts=attempts, on_progress=on_progress,
+        )  # fmt: skip
+        if out is not None:
+            result.path = export_finding(result.finding, out, secrets=(context.stack.token,))
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def finish(
+    failure: Failure,
+    machine: type[StackMachineBase],
+    context: MachineContext,
+    *,
+    machine_name: str,
+    shrink_budget: float,
+    attempts: int,
+    on_progress: Callable[[str], None] | None = None,
+) -> tuple[Finding, Failure]:
+    """Shrink ``failure`` by replaying against the stack, measure its rate, make a Finding."""
+    invariant = failure.violation.invariant
+
+    def fails(program: list[dict[str, object]] | object) -> Failure | None:
+        return run_program(program, context, machine)  # type: ignore[arg-type]
+
+    if on_progress:
+        on_progress(f"shrinking {failure.violation.signature} ({len(failure.program)} steps)")
+    program, shrunk = shrink_program(
+        failure.program, fails, invariant=invariant, budget=shrink_budget
+    )
+    best = shrunk or failure
+    if on_progress:
+        on_progress(f"replaying {len(program)} steps {attempts} times for the reproduction rate")
+    hits = reproduction_rate(program, fails, invariant=invariant, attempts=attempts)
+    chosen = best if shrunk else attrs.evolve(failure, program=list(program))
+    return make_finding(chosen, machine_name, context.config, hits, attempts), best
+
+
+def make_finding(
+    failure: Failure, machine_name: str, config: Config, reproduced: int, attempts: int
+) -> Finding:
+    """A Finding from a recorded failure (``attempts`` 0: not replayed, e.g. after Ctrl-C)."""
+    source = config.source
+    config_path = None if source.startswith("built-in") else source.split(" [tool.")[0]
+    return Finding(
+        violation=failure.violation,
+        program=tuple(failure.program),
+        history=tuple(failure.history),
+        machine=machine_name,
+        bugs=tuple(config.bugs),
+        config_path=config_path,
+        backend=config.backend,
+        seed=failure.seed,
+        reproduced=reproduced,
+        attempts=attempts,
+        versions=current_versions(),
+        waited=failure.violation.waited,
+    )

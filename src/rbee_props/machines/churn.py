@@ -1,0 +1,146 @@
+"""Churn rules: spawn workers, send ready callbacks, run inference, let time pass (S05-S15)."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlsplit
+
+from hypothesis import strategies as st
+from hypothesis.stateful import precondition, rule
+
+from rbee_props.findings import Violation
+from rbee_props.invariants import explain
+from rbee_props.machines._bundles import hive_index, spawned
+from rbee_props.machines._core import StackMachineBase, recorded
+from rbee_props.model import Inference, ReadyCallback, Spawn
+from rbee_props.stack import LocalStack
+from rbee_props.stack._ports import port_is_free
+
+__all__ = ["ChurnRules", "stream_problems"]
+
+MODEL_REF = "hf:rbee/tiny-model"
+
+
+def stream_problems(events: list[object], max_tokens: int) -> list[str]:
+    """What is wrong with an inference stream (S15): numbering, count, the end, ``[DONE]``."""
+    problems = []
+    tokens = [e for e in events if isinstance(e, dict) and e.get("type") == "token"]
+    ends = [e for e in events if isinstance(e, dict) and e.get("type") == "end"]
+    if [t.get("i") for t in tokens] != list(range(len(tokens))):
+        problems.append(f"token indices {[t.get('i') for t in tokens]} are not 0..n-1")
+    if len(tokens) > max_tokens:
+        problems.append(f"{len(tokens)} tokens for max_tokens={max_tokens}")
+    if len(ends) != 1 or ends[0].get("tokens_out") != len(tokens):
+        problems.append(f"end event {ends} does not report tokens_out={len(tokens)}")
+    if not events or events[-1] != "[DONE]":
+        problems.append("the stream does not end with [DONE]")
+    return problems
+
+
+class ChurnRules(StackMachineBase):
+    """Workers come and go through the hives; inference goes through the queen."""
+
+    def hive_name(self, index: int | str) -> str:
+        if isinstance(index, str):
+            return index  # a replayed program names it
+        hives = self.stack.hives
+        return hives[index % len(hives)]
+
+    def _ports_in_use(self, worker_id: str) -> set[int]:
+        """Ports held by the test's own listeners and by every other worker process."""
+        ports = set(self.ctx.held_ports())
+        if isinstance(self.stack, LocalStack):
+            for worker in self.stack.workers():
+                if worker.worker_id != worker_id:
+                    ports.update(worker.ports)
+        return ports
+
+    @rule(target=spawned, hive=hive_index)
+    @recorded
+    def spawn(self, hive: int) -> object:
+        """S08/S09: a spawn answers 200 loading on a port no other process holds."""
+        name = self.hive_name(hive)
+        op = self.hive_clients[name].spawn(model_ref=MODEL_REF, timeout=5.0)
+        body = op.body if op.ok and isinstance(op.body, dict) else {}
+        worker_id, url = str(body.get("worker_id", "")), str(body.get("url", ""))
+        self.call(Spawn(name, MODEL_REF, worker_id, url), op)
+        if not op.ok or not worker_id:
+            return self.fresh_id("unspawned")  # keeps the bundle independent of the outcome
+        port = urlsplit(url).port
+        if port is not None and port in self._ports_in_use(worker_id):
+            self.fail(
+                Violation(
+                    "S09",
+                    explains=explain("S09"),
+                    expected="a port that no other process holds",
+                    observed=f"{worker_id} got port {port}, which another process holds",
+                )
+            )
+        return worker_id
+
+    @precondition(lambda self: isinstance(self.stack, LocalStack))
+    @rule(hive=hive_index)
+    @recorded
+    def occupy_port(self, hive: int) -> None:
+        """S09: hold the lowest free port of a hive's worker range from the test process.
+
+        A foreign listener (or an orphan) holds that port now; the hive must skip it.
+        """
+        assert isinstance(self.stack, LocalStack)
+        low, high = self.stack.worker_ports[self.hive_name(hive)]
+        for port in range(low, high + 1):
+            if port_is_free(port):
+                self.ctx.hold_port(port)
+                return
+
+    @rule(hive=hive_index)
+    @recorded
+    def ready_unknown(self, hive: int) -> None:
+        """S05: a ready callback for an id the hive never spawned is 404."""
+        name = self.hive_name(hive)
+        worker_id = self.fresh_id("stray")
+        op = self.hive_clients[name].ready(
+            worker_id, url="http://127.0.0.1:9", model_ref=MODEL_REF, timeout=2.0
+        )
+        self.call(ReadyCallback(name, worker_id), op)
+
+    @rule(worker_id=spawned)
+    @recorded
+    def ready_again(self, worker_id: str) -> None:
+        """S05: a second ready callback for an idle worker is 409 (nothing returns to loading)."""
+        worker = self.model.workers.get(worker_id)
+        name = worker.node if worker else self.stack.hives[0]
+        if not self.model.hives[name].up:
+            return
+        op = self.hive_clients[name].ready(
+            worker_id, url=worker.url if worker else "http://127.0.0.1:9", model_ref=MODEL_REF,
+            timeout=2.0,
+        )  # fmt: skip
+        self.call(ReadyCallback(name, worker_id), op)
+
+    @rule(max_tokens=st.integers(min_value=1, max_value=6))
+    @recorded
+    def inference(self, max_tokens: int) -> None:
+        """S13/S15: inference reaches an idle registered worker and streams a well-formed answer."""
+        op = self.queen.inference(prompt="hello rbee", max_tokens=max_tokens, timeout=10.0)
+        self.call(Inference(max_tokens), op)
+        if op.ok:
+            events = op.body.get("events", []) if isinstance(op.body, dict) else []
+            problems = stream_problems(events, max_tokens)
+            if problems:
+                self.fail(
+                    Violation(
+                        "S15",
+                        explains=explain("S15"),
+                        expected="tokens 0..n-1, tokens_out = n <= max_tokens, then [DONE]",
+                        observed="; ".join(problems),
+                    )
+                )
+
+    @rule()
+    @recorded
+    def let_time_pass(self) -> None:
+        """S18/S03: after (N + 1) health intervals, the monitors have acted; nothing changed."""
+        timings = self.ctx.config.timings
+        # the operation *is* the passage of time: the monitors must not evict served workers
+        time.sleep((timings.health_failures + 1) * timings.health_interval)

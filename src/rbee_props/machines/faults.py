@@ -1,0 +1,167 @@
+"""Fault rules: kill -9, SIGTERM, restarts, pause/resume, partitions and slow links (C01-C09).
+
+Faults are ordinary rules, so the shrinker drops the ones a failure does not need. Each is
+switched off by precondition when the backend cannot inject it (``stack.supports``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from hypothesis import strategies as st
+from hypothesis.stateful import consumes, precondition, rule
+
+from rbee_props.errors import UsageError
+from rbee_props.machines._bundles import component_index, hive_index, spawned
+from rbee_props.machines._core import StackMachineBase, recorded
+from rbee_props.model import FaultOp
+from rbee_props.stack import Fault, LocalStack
+
+__all__ = ["FaultRules"]
+
+
+def _can(fault: Fault):  # type: ignore[no-untyped-def]
+    return precondition(lambda self: self.stack.supports(fault))
+
+
+class FaultRules(StackMachineBase):
+    """Faults injected through the stack controller."""
+
+    def component_name(self, index: int | str) -> str:
+        if isinstance(index, str):
+            return index  # a replayed program names it
+        names = ("queen", *self.stack.hives)
+        return names[index % len(names)]
+
+    def hive_name(self, index: int | str) -> str:
+        if isinstance(index, str):
+            return index  # a replayed program names it
+        hives = self.stack.hives
+        return hives[index % len(hives)]
+
+    def _down(self) -> list[str]:
+        model = self.model
+        down = [] if model.queen_up else ["queen"]
+        return down + [name for name, hive in model.hives.items() if not hive.up]
+
+    def _paused(self) -> list[str]:
+        model = self.model
+        paused = ["queen"] if model.queen_up and model.queen_paused else []
+        return paused + [n for n, h in model.hives.items() if h.up and h.paused]
+
+    @_can(Fault.KILL_WORKER)
+    @rule(worker_id=consumes(spawned))
+    @recorded
+    def kill_worker(self, worker_id: str) -> None:
+        """C01: SIGKILL a worker; it must leave both registries within G."""
+        assert isinstance(self.stack, LocalStack)
+        stack = self.stack
+
+        def kill() -> None:
+            with contextlib.suppress(UsageError):  # already gone: the model says so too
+                stack.kill_worker(worker_id)
+
+        self.fault(FaultOp("kill_worker", worker_id), kill)
+
+    @_can(Fault.PAUSE)
+    @rule(worker_id=consumes(spawned))
+    @recorded
+    def pause_worker(self, worker_id: str) -> None:
+        """C07/S20: a frozen worker fails its health checks: evicted and killed within G."""
+        assert isinstance(self.stack, LocalStack)
+        stack = self.stack
+
+        def pause() -> None:
+            with contextlib.suppress(UsageError):
+                stack.pause_worker(worker_id)
+
+        self.fault(FaultOp("pause_worker", worker_id), pause)
+
+    @_can(Fault.KILL)
+    @rule(component=component_index)
+    @recorded
+    def kill_component(self, component: int) -> None:
+        """C03/C04: SIGKILL the queen or a hive (its workers are orphaned)."""
+        name = self.component_name(component)
+        if name in self._down():
+            return
+        self.fault(FaultOp("kill", name), lambda: self.stack.kill(name))
+
+    @_can(Fault.TERMINATE)
+    @rule(hive=hive_index)
+    @recorded
+    def terminate_hive(self, hive: int) -> None:
+        """C09: SIGTERM a hive: it stops every worker before it exits."""
+        name = self.hive_name(hive)
+        if name in self._down():
+            return
+        self.fault(FaultOp("terminate", name), lambda: self.stack.terminate(name))
+
+    @_can(Fault.RESTART)
+    @precondition(lambda self: bool(self._down()))
+    @rule(pick=st.integers(min_value=0, max_value=3))
+    @recorded
+    def start_component(self, pick: int) -> None:
+        """C03/C04: start a component that was killed or terminated."""
+        down = self._down()
+        if not down:
+            return
+        name = down[pick % len(down)]
+        assert isinstance(self.stack, LocalStack)
+        stack = self.stack
+        self.fault(FaultOp("start", name), lambda: stack.start_component(name))
+
+    @_can(Fault.RESTART)
+    @rule(component=component_index)
+    @recorded
+    def restart_component(self, component: int) -> None:
+        """C03/C04/C09: SIGTERM and start again; beehives persist, workers are rebuilt."""
+        name = self.component_name(component)
+        if name in self._down():
+            return
+        self.fault(FaultOp("restart", name), lambda: self.stack.restart(name))
+
+    @_can(Fault.PAUSE)
+    @rule(component=component_index)
+    @recorded
+    def pause_component(self, component: int) -> None:
+        """C07: freeze the queen or a hive (SIGSTOP)."""
+        name = self.component_name(component)
+        if name in self._down() or name in self._paused():
+            return
+        self.fault(FaultOp("pause", name), lambda: self.stack.pause(name))
+
+    @_can(Fault.PAUSE)
+    @precondition(lambda self: bool(self._paused()))
+    @rule(pick=st.integers(min_value=0, max_value=3))
+    @recorded
+    def resume_component(self, pick: int) -> None:
+        """Undo a pause."""
+        paused = self._paused()
+        if not paused:
+            return
+        name = paused[pick % len(paused)]
+        self.fault(FaultOp("resume", name), lambda: self.stack.resume(name))
+
+    @_can(Fault.PARTITION)
+    @rule(hive=hive_index)
+    @recorded
+    def partition(self, hive: int) -> None:
+        """C05: cut the queen from a hive; the test still reaches both."""
+        name = self.hive_name(hive)
+        self.fault(FaultOp("partition", name), lambda: self.stack.partition("queen", name))
+
+    @_can(Fault.SLOW)
+    @rule(hive=hive_index, ms=st.sampled_from([50, 200]))
+    @recorded
+    def slow_link(self, hive: int, ms: int) -> None:
+        """C14: delay queen<->hive traffic; every answer still arrives, once."""
+        name = self.hive_name(hive)
+        self.fault(FaultOp("slow", name), lambda: self.stack.slow("queen", name, ms))
+
+    @_can(Fault.PARTITION)
+    @rule()
+    @recorded
+    def heal(self) -> None:
+        """Undo every partition and slow link."""
+        self.fault(FaultOp("heal"), self.stack.heal)

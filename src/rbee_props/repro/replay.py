@@ -1,0 +1,173 @@
+"""Replay a recorded program against a stack, shrink it, and measure how often it reproduces.
+
+A program is the list of rule invocations a machine recorded (``machines/_core.py``); worker
+ids bound by earlier steps appear as ``{"$var": "v1"}`` and are re-bound to the ids the stack
+hands out this time. Replays run through the same machine, so the same model, checks and
+invariants judge them. A live stack is not deterministic: ``shrink_program`` re-checks each
+candidate against the stack, and ``reproduction_rate`` reports how often the result fails.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from rbee_props.config import Config, load_config
+from rbee_props.findings import Violation
+from rbee_props.machines import MACHINES, MachineContext, StackMachineBase
+from rbee_props.machines._context import Failure
+from rbee_props.stack import make_stack
+
+__all__ = [
+    "assert_program_holds",
+    "replay_program",
+    "reproduction_rate",
+    "run_program",
+    "shrink_program",
+]
+
+Program = Sequence[Mapping[str, Any]]
+
+
+def _resolve(value: Any, bound: Mapping[str, str]) -> Any:
+    if isinstance(value, dict) and "$var" in value:
+        return bound.get(value["$var"], f"unbound-{value['$var']}")
+    return value
+
+
+def run_program(
+    program: Program,
+    context: MachineContext,
+    machine: type[StackMachineBase],
+    *,
+    respect_delays: bool = False,
+) -> Failure | None:
+    """Run ``program`` once on a freshly reset stack; the failure it caused, or None."""
+    bound_cls = machine.bind(context)
+    before = len(context.failures)
+    instance = bound_cls()
+    bound: dict[str, str] = {}
+    try:
+        instance.converge()
+        start = time.monotonic()
+        for step in program:
+            if respect_delays and "at" in step:
+                lag = float(step["at"]) - (time.monotonic() - start)
+                if lag > 0:
+                    time.sleep(lag)  # the recorded pause before this step
+            args = {k: _resolve(v, bound) for k, v in dict(step.get("args", {})).items()}
+            result = getattr(instance, step["rule"])(**args)
+            if "binds" in step and isinstance(result, str):
+                bound[str(step["binds"])] = result
+            instance.converge()
+    except Violation:
+        return context.failures[-1] if len(context.failures) > before else None
+    finally:
+        instance.teardown()
+    return None
+
+
+def _dependents(program: Program, removed: set[int]) -> set[int]:
+    """Steps that use a variable bound by a removed step must go too."""
+    dropped = set(removed)
+    gone_vars = {str(program[i].get("binds")) for i in removed if program[i].get("binds")}
+    for index, step in enumerate(program):
+        uses = {
+            v["$var"] for v in step.get("args", {}).values() if isinstance(v, dict) and "$var" in v
+        }
+        if uses & gone_vars:
+            dropped.add(index)
+            if step.get("binds"):
+                gone_vars.add(str(step["binds"]))
+    return dropped
+
+
+def shrink_program(
+    program: Program,
+    fails: Callable[[Program], Failure | None],
+    *,
+    invariant: str,
+    budget: float = 120.0,
+) -> tuple[list[Mapping[str, Any]], Failure | None]:
+    """Greedy delta debugging: drop chunks of steps while the same invariant still fails.
+
+    Each candidate is replayed once against the live stack; the search stops at ``budget``
+    seconds and returns the smallest failing program found, with its failure.
+    """
+    current = list(program)
+    best: Failure | None = None
+    deadline = time.monotonic() + budget
+    size = max(len(current) // 2, 1)
+    while size >= 1 and time.monotonic() < deadline:
+        index, changed = 0, False
+        while index < len(current) and time.monotonic() < deadline:
+            removed = _dependents(current, set(range(index, min(index + size, len(current)))))
+            candidate = [s for i, s in enumerate(current) if i not in removed]
+            failure = fails(candidate) if candidate else None
+            if failure is not None and failure.violation.invariant == invariant:
+                current, best, changed = candidate, failure, True
+            else:
+                index += size
+        if not changed:
+            size //= 2
+    return current, best
+
+
+def reproduction_rate(program: Program, fails: Callable[[Program], Failure | None], *,
+                      invariant: str, attempts: int = 3) -> int:  # fmt: skip
+    """How many of ``attempts`` replays fail with ``invariant``."""
+    hits = 0
+    for _ in range(attempts):
+        failure = fails(program)
+        if failure is not None and failure.violation.invariant == invariant:
+            hits += 1
+    return hits
+
+
+def _config(config: str | Path | Config | None, bugs: Sequence[str], backend: str | None) -> Config:
+    if isinstance(config, Config):
+        return config
+    return load_config(config, overrides={"bugs": list(bugs), "backend": backend})
+
+
+def replay_program(
+    program: Program,
+    *,
+    machine: str = "stack",
+    bugs: Sequence[str] = (),
+    config: str | Path | Config | None = None,
+    backend: str | None = None,
+    attempts: int = 1,
+    respect_delays: bool = True,
+) -> list[Failure | None]:
+    """Start a stack, replay ``program`` ``attempts`` times, stop it; each attempt's failure."""
+    cfg = _config(config, bugs, backend)
+    stack = make_stack(cfg)
+    stack.start()
+    context = MachineContext(stack, cfg)
+    try:
+        return [
+            run_program(program, context, MACHINES[machine], respect_delays=respect_delays)
+            for _ in range(attempts)
+        ]
+    finally:
+        context.close()
+        stack.stop()
+
+
+def assert_program_holds(program: Program, **options: Any) -> None:
+    """Replay ``program``; raise the violation if it still fails (for ``test_repro.py``).
+
+    ``RBEE_PROPS_BUGS`` (comma-separated, may be empty) and ``RBEE_PROPS_CONFIG`` in the
+    environment replace the recorded planted bugs and config, e.g. to check a fix.
+    """
+    if "RBEE_PROPS_BUGS" in os.environ:
+        options["bugs"] = [b for b in os.environ["RBEE_PROPS_BUGS"].split(",") if b]
+    if os.environ.get("RBEE_PROPS_CONFIG"):
+        options["config"] = os.environ["RBEE_PROPS_CONFIG"]
+    [failure] = replay_program(program, **options)
+    if failure is not None:
+        raise failure.violation
