@@ -15,13 +15,14 @@ from pathlib import Path
 import click
 
 from rbee_props import _output as out
+from rbee_props.config import Config
 from rbee_props.errors import ExitCode, UsageError
 from rbee_props.hunt import hunt, machine_settings
 from rbee_props.machines import MACHINES, MachineContext
 from rbee_props.repro import Finding
 from rbee_props.stack import make_stack
 
-__all__ = ["parse_budget", "register"]
+__all__ = ["hunt_for_budget", "parse_budget", "register"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600}
 
@@ -54,50 +55,19 @@ def register(main: click.Group, handle_errors, config_of, bugs_of, on_term) -> N
         seconds = parse_budget(budget)
         config = config_of(config_path, bugs=bugs_of(bugs))
         signal.signal(signal.SIGTERM, on_term)
-        first_seed = seed if seed is not None else int(time.time()) % 100_000
-        out.info(f"machine {machine_name}, budget {seconds:g}s, seed {first_seed} "
-                 f"(replay a round with --seed), stack: {config.source}")  # fmt: skip
-        stack = make_stack(config)
-        context: MachineContext | None = None
-        deadline = time.monotonic() + seconds
-        round_no = 0
-        try:
-            stack.start()
-            context = MachineContext(stack, config)
-            while time.monotonic() < deadline:
-                round_seed = first_seed + round_no
-                result = hunt(
-                    MACHINES[machine_name], context,
-                    config=machine_settings(max_examples=5, steps=steps),
-                    seed=round_seed, machine_name=machine_name, out=Path(out_dir),
-                    on_progress=out.info,
-                )  # fmt: skip
-                round_no += 1
-                out.info(
-                    f"round {round_no} (seed {round_seed}): {context.examples} examples, "
-                    f"{context.steps} steps, {time.monotonic() - deadline + seconds:.0f}s elapsed"
-                )
-                if result.finding is not None:
-                    _show_finding(result.finding, result.path)
-                    raise SystemExit(int(ExitCode.FINDINGS))
-            out.info(f"no finding in {seconds:g}s: {context.examples} examples, "
-                     f"{context.steps} steps")  # fmt: skip
-        except KeyboardInterrupt:
-            if context is not None and context.smallest_failure() is not None:
-                out.info(f"interrupted; the finding so far (not shrunk) is in {out_dir}/")
-            raise
-        finally:
-            if context is not None:
-                context.close()
-            stack.stop()
+        finding = hunt_for_budget(seconds, machine_name, config, seed, Path(out_dir), steps)
+        if finding is not None:
+            raise SystemExit(int(ExitCode.FINDINGS))
 
     @main.command()
     @click.argument("directory", type=click.Path(exists=True, file_okay=False))
     @click.option("--attempts", default=3, show_default=True)
     @click.option("--config", "config_path", type=click.Path(),
                   help="Replay against this stack instead of the recorded one.")  # fmt: skip
+    @click.option("--bugs", help="Planted bugs to replay with instead of the recorded ones "
+                  "('' for none: does the correct stack pass?).")  # fmt: skip
     @handle_errors
-    def replay(directory: str, attempts: int, config_path: str | None) -> None:
+    def replay(directory: str, attempts: int, config_path: str | None, bugs: str | None) -> None:
         """Re-run an exported finding; exit 1 while it still fails, 0 once it is fixed."""
         from rbee_props.repro.replay import replay_program
 
@@ -109,7 +79,8 @@ def register(main: click.Group, handle_errors, config_of, bugs_of, on_term) -> N
             raise UsageError(msg) from exc
         signal.signal(signal.SIGTERM, on_term)
         failures = replay_program(
-            finding.program, machine=finding.machine, bugs=finding.bugs,
+            finding.program, machine=finding.machine,
+            bugs=finding.bugs if bugs is None else (bugs_of(bugs) or []),
             config=config_path or finding.config_path, backend=finding.backend,
             attempts=attempts,
         )  # fmt: skip
@@ -118,6 +89,50 @@ def register(main: click.Group, handle_errors, config_of, bugs_of, on_term) -> N
             out.info(f"still fails: {hits[0].violation.summary} ({len(hits)}/{attempts} replays)")
             raise SystemExit(int(ExitCode.FINDINGS))
         out.info(f"no longer fails: {finding.violation.signature} held in {attempts} replays")
+
+
+def hunt_for_budget(
+    seconds: float, machine_name: str, config: Config, seed: int | None, out_dir: Path,
+    steps: int = 15,
+) -> Finding | None:  # fmt: skip
+    """Run rounds of ``hunt`` until ``seconds`` pass or a finding is made; show progress."""
+    first_seed = seed if seed is not None else int(time.time()) % 100_000
+    out.info(f"machine {machine_name}, budget {seconds:g}s, seed {first_seed} "
+             f"(replay a round with --seed), stack: {config.source}"
+             + (f", planted bugs: {','.join(config.bugs)}" if config.bugs else ""))  # fmt: skip
+    stack = make_stack(config)
+    context: MachineContext | None = None
+    started = time.monotonic()
+    round_no = 0
+    try:
+        stack.start()
+        context = MachineContext(stack, config)
+        while time.monotonic() - started < seconds:
+            round_seed = first_seed + round_no
+            result = hunt(
+                MACHINES[machine_name], context,
+                config=machine_settings(max_examples=5, steps=steps),
+                seed=round_seed, machine_name=machine_name, out=out_dir, on_progress=out.info,
+            )  # fmt: skip
+            round_no += 1
+            out.info(
+                f"round {round_no} (seed {round_seed}): {context.examples} examples, "
+                f"{context.steps} steps, {time.monotonic() - started:.0f}s elapsed"
+            )
+            if result.finding is not None:
+                _show_finding(result.finding, result.path)
+                return result.finding
+        out.info(f"no finding in {seconds:g}s: {context.examples} examples, "
+                 f"{context.steps} steps")  # fmt: skip
+        return None
+    except KeyboardInterrupt:
+        if context is not None and context.smallest_failure() is not None:
+            out.info(f"interrupted; the finding so far (not shrunk) is in {out_dir}/")
+        raise
+    finally:
+        if context is not None:
+            context.close()
+        stack.stop()
 
 
 def _show_finding(finding: Finding, path: Path | None) -> None:

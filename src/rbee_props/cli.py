@@ -246,20 +246,36 @@ def heal(config_path: str | None) -> None:
 
 @main.command()
 @click.option("--config", "config_path", type=click.Path(), help="rbee-props.toml to use.")
-@click.option("--bugs", help="Planted bugs of the reference stack, comma-separated.")
+@click.option("--bug", default="dup-register", show_default=True,
+              help="The planted bug the last part of the demo hunts for.")  # fmt: skip
+@click.option("--out", "out_dir", default="rbee-findings", show_default=True)
 @handle_errors
-def demo(config_path: str | None, bugs: str | None) -> None:
-    """Walk a live stack through register, spawn, inference, kill and eviction."""
+def demo(config_path: str | None, bug: str, out_dir: str) -> None:
+    """The main job on the reference stack: a tour, a clean hunt, then a planted bug found."""
+    from rbee_props._cli_hunt import hunt_for_budget
     from rbee_props.walkthrough import walkthrough
 
     signal.signal(signal.SIGTERM, _raise_interrupted)
-    stack = make_stack(_config(config_path, bugs=_bugs(bugs)))
+    out.info("== 1/3 a tour of the live stack")
+    stack = make_stack(_config(config_path))
     try:
         stack.start()
         for line in walkthrough(stack):
             out.info(line)
     finally:
         stack.stop()
+    out.info("== 2/3 the state machines against the correct stack (20 s): expect no finding")
+    found = hunt_for_budget(20, "stack", _config(config_path), 1, Path(out_dir))
+    if found is not None:
+        msg = f"the correct reference stack produced a finding: {found.violation.summary}"
+        raise RbeePropsError(msg)
+    out.info(f"== 3/3 the same machines against the planted bug {bug!r}: expect a finding")
+    found = hunt_for_budget(120, "stack", _config(config_path, bugs=[bug]), 1, Path(out_dir))
+    if found is None:
+        msg = f"the planted bug {bug!r} was not found within 120 s"
+        raise RbeePropsError(msg)
+    out.info(f"reproduce it with: rbee-props replay {out_dir}/{found.slug}   "
+             f"(or pytest {out_dir}/{found.slug}/test_repro.py)")  # fmt: skip
 
 
 @main.command(name="kill-worker")

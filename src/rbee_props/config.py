@@ -56,7 +56,7 @@ class Timings:
 
     health_interval: float = 0.25
     health_timeout: float = 0.5
-    health_failures: int = 2
+    health_failures: int = 3
     ready_timeout: float = 10.0
     task_ready_wait: float = 10.0
     idle_timeout: float = 3600.0

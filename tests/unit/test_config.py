@@ -52,7 +52,7 @@ def test_the_upstream_example_parses():
     assert config.hive.command[:2] == ("rbee-hive", "daemon")
     assert config.queen.env["LLORCH_API_TOKEN"] == "{token}"
     assert not config.is_reference
-    assert "S02:register_worker,register_worker" in config.known
+    assert "S02:register_worker,register_duplicate" in config.known
 
 
 @pytest.mark.parametrize(

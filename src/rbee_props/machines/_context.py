@@ -68,6 +68,7 @@ class MachineContext:
     def hold_port(self, port: int) -> bool:
         """Listen on ``port`` from the test process (a foreign listener the hive must skip)."""
         sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind: TIME_WAIT ok
         try:
             sock.bind(("127.0.0.1", port))
             sock.listen(1)

@@ -108,6 +108,7 @@ class StackMachineBase(RuleBasedStateMachine):
         self.step_index = -1
         self.counter = 0
         self.convergence: list[float] = []
+        self.deferred = False
 
     @classmethod
     def bind(cls, context: MachineContext) -> type[StackMachineBase]:
@@ -185,6 +186,7 @@ class StackMachineBase(RuleBasedStateMachine):
             outcome=Ok(0, None),
         )
         self.models = [apply_fault(s, fault) for s in self.models]
+        self.deferred = True  # the next step runs while the stack is still reacting
         return result
 
     def fail(self, violation: Violation) -> None:
@@ -262,7 +264,18 @@ class StackMachineBase(RuleBasedStateMachine):
 
     @invariant()
     def converge(self) -> None:
-        """Poll every invariant until it holds for some possible model, within the grace G."""
+        """Poll every invariant until it holds for some possible model, within the grace G.
+
+        After a fault only the immediate invariants are checked: the next step runs while the
+        stack is still reacting to the fault (as in production), and its own convergence
+        covers both. The last step of an example always converges (``teardown``).
+        """
+        if self.deferred:
+            self.deferred = False
+            immediate, _, _ = self._violations()
+            if immediate:
+                self.fail(immediate[0])
+            return
         self.before_step()
         started = time.monotonic()
         result: dict[str, list[Violation]] = {"immediate": [], "eventual": []}
@@ -289,6 +302,14 @@ class StackMachineBase(RuleBasedStateMachine):
         self.after_step()
 
     def teardown(self) -> None:
+        try:
+            if self.deferred and self.program:
+                self.deferred = False
+                self.converge()  # the last step was a fault: its consequences must still hold
+        finally:
+            self.close_clients()
+
+    def close_clients(self) -> None:
         self.queen.close()
         for client in self.hive_clients.values():
             client.close()

@@ -89,8 +89,7 @@ class ChurnRules(StackMachineBase):
         assert isinstance(self.stack, LocalStack)
         low, high = self.stack.worker_ports[self.hive_name(hive)]
         for port in range(low, high + 1):
-            if port_is_free(port):
-                self.ctx.hold_port(port)
+            if port_is_free(port) and self.ctx.hold_port(port):
                 return
 
     @rule(hive=hive_index)

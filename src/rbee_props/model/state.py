@@ -101,6 +101,11 @@ class ClusterState:
     def live_workers(self) -> list[Worker]:
         return [w for w in self.workers.values() if w.alive]
 
+    def presence_at_queen(self, worker: Worker) -> str:
+        """Like :meth:`at_queen`, for judging a call right now: a worker that must leave but
+        has not been seen gone yet may still be listed."""
+        return "may" if worker.doomed else self.at_queen(worker)
+
     def at_queen(self, worker: Worker) -> str:
         """Whether ``worker`` must be (``must``), may be (``may``) or must not be (``not``) listed
         by the queen once the stack is quiet."""

@@ -41,7 +41,7 @@ def _rule(state: ClusterState, call: Call) -> tuple[dict[object, ClusterState], 
 
     if isinstance(call, RegisterWorker):
         known = state.workers.get(call.worker_id)
-        where = state.at_queen(known) if known else "not"
+        where = state.presence_at_queen(known) if known else "not"
         added = state.with_worker(
             Worker(
                 worker_id=call.worker_id,
@@ -61,10 +61,10 @@ def _rule(state: ClusterState, call: Call) -> tuple[dict[object, ClusterState], 
 
     if isinstance(call, ShutdownWorker):
         known = state.workers.get(call.worker_id)
-        where = state.at_queen(known) if known else "not"
+        where = state.presence_at_queen(known) if known else "not"
         if known is None or where == "not":
             return {404: same}, "404 WORKER_NOT_FOUND: the id is not registered"
-        doomed = state.with_worker(attrs.evolve(known, doomed="shutdown"))
+        doomed = state.with_worker(attrs.evolve(known, doomed=known.doomed or "shutdown"))
         if where == "must":
             return {"2xx": doomed}, "200: the worker is told to shut down and leaves the registry"
         return {"2xx": doomed, 404: same, 503: same, 502: same}, "200, or 404/502/503 (in doubt)"
@@ -97,10 +97,12 @@ def _rule(state: ClusterState, call: Call) -> tuple[dict[object, ClusterState], 
         )
         if mine:
             return {409: same}, "409 ILLEGAL_TRANSITION: the worker is no longer loading (S05)"
+        if known is not None and known.doomed and known.node == call.hive:
+            return {409: same, 404: same}, "409 (still listed) or 404 (already gone)"
         return {404: same}, "404 WORKER_NOT_FOUND: the hive does not know this id (S05)"
 
     if isinstance(call, Inference):
-        wheres = {state.at_queen(w) for w in state.workers.values()}
+        wheres = {state.presence_at_queen(w) for w in state.workers.values()}
         if "must" in wheres:
             return {"2xx": same}, "200 SSE from an idle registered worker (S13, S15)"
         if "may" in wheres:

@@ -63,10 +63,11 @@ def run_program(
             if "binds" in step and isinstance(result, str):
                 bound[str(step["binds"])] = result
             instance.converge()
+        instance.teardown()  # converges a trailing fault, as Hypothesis does
     except Violation:
         return context.failures[-1] if len(context.failures) > before else None
     finally:
-        instance.teardown()
+        instance.close_clients()
     return None
 
 

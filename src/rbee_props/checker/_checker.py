@@ -1,0 +1,193 @@
+"""The linearizability checker: split a history per key, search each part, join the verdicts.
+
+A concurrent history is linearizable when its operations can be put in one order that respects
+real time (an op that completed before another was invoked comes first) and that the model
+accepts, outcome by outcome (Herlihy & Wing). Checking is NP-complete in general, but bursts
+from a few lanes keep few ops in flight, and the memoised search of :mod:`._search` is then
+close to linear. Splitting per key (locality) keeps each search small; the verdict is the
+conjunction: one part not linearizable fails the history, a part out of budget makes it
+unknown unless another part fails, and only all parts linearizable is a pass.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import Any, Generic, TypeVar
+
+from rbee_props.checker._entry import Entry, precedes
+from rbee_props.checker._freeze import freeze as default_freeze
+from rbee_props.checker._results import Linearizable, NotLinearizable, Result, Unknown
+from rbee_props.checker._search import Found, OutOfBudget, StepFn, Stuck, search
+from rbee_props.history import Fail, Indeterminate, Ok, Outcome
+
+__all__ = ["LinearizabilityChecker", "check_linearizable", "describe", "partitions"]
+
+S = TypeVar("S")
+C = TypeVar("C")
+
+
+def describe(entry: Entry[Any]) -> str:
+    """One line for an op in an explanation: id, call and outcome."""
+    call = repr(entry.call)
+    call = call if len(call) <= 100 else call[:97] + "..."
+    return f"[{entry.id!r}] {call} -> {_outcome(entry.outcome)}"
+
+
+def _outcome(outcome: Outcome) -> str:
+    if isinstance(outcome, Ok):
+        return f"Ok({outcome.status})"
+    if isinstance(outcome, Fail):
+        return f"Fail({outcome.status})"
+    if isinstance(outcome, Indeterminate):
+        return f"Indeterminate({outcome.reason!r})"
+    return repr(outcome)
+
+
+def partitions(entries: Iterable[Entry[C]]) -> list[list[Entry[C]]]:
+    """The entries grouped by key, each group sorted by invoke time (stable), groups in the
+    order of their first entry.
+
+    Raises:
+        ValueError: two entries share an id.
+    """
+    groups: dict[Hashable, list[Entry[C]]] = {}
+    seen: set[Hashable] = set()
+    for entry in entries:
+        if entry.id in seen:
+            msg = f"two entries have the id {entry.id!r}; give every op a distinct id"
+            raise ValueError(msg)
+        seen.add(entry.id)
+        groups.setdefault(entry.key, []).append(entry)
+    parts = [sorted(group, key=lambda e: e.invoke) for group in groups.values()]
+    return sorted(parts, key=lambda part: part[0].invoke)
+
+
+def _merge(orders: Sequence[Sequence[Entry[C]]]) -> list[Hashable]:
+    """One linearization of the whole history from one per partition.
+
+    Repeatedly take, of the partitions' next ops, the one invoked first. This respects real
+    time: if some unplaced op ``o`` completed before that op ``h`` was invoked, then the next op
+    ``h'`` of ``o``'s partition comes no later than ``o`` in a valid order, so
+    ``h'.invoke <= o.complete < h.invoke``, contradicting the choice of ``h``.
+    """
+    heap = [(order[0].invoke, n, 0) for n, order in enumerate(orders) if order]
+    heapq.heapify(heap)
+    out: list[Hashable] = []
+    while heap:
+        _, n, pos = heapq.heappop(heap)
+        out.append(orders[n][pos].id)
+        if pos + 1 < len(orders[n]):
+            heapq.heappush(heap, (orders[n][pos + 1].invoke, n, pos + 1))
+    return out
+
+
+class LinearizabilityChecker(Generic[S, C]):
+    """Checks histories of entries against one model: ``step`` from ``initial``.
+
+    Args:
+        step: ``(state, call, outcome) -> next states``; empty when the outcome is not allowed,
+            several when the model cannot tell (an Indeterminate outcome: unchanged and applied).
+            It is called with Indeterminate outcomes too; the checker itself adds the option
+            that such an op never took effect.
+        initial: the model state before the first op; every partition starts from it.
+        max_states: the search budget per partition, in (linearized set, states)
+            configurations explored; past it that partition is :class:`Unknown`.
+        freeze: makes a state hashable for memoisation (default :func:`freeze`).
+    """
+
+    def __init__(
+        self,
+        step: StepFn[S, C],
+        initial: S,
+        *,
+        max_states: int = 1_000_000,
+        freeze: Callable[[Any], Hashable] = default_freeze,
+    ) -> None:
+        if max_states < 1:
+            msg = f"max_states must be at least 1, got {max_states!r}"
+            raise ValueError(msg)
+        self.step = step
+        self.initial = initial
+        self.max_states = max_states
+        self.freeze = freeze
+
+    def check(self, entries: Iterable[Entry[C]]) -> Result:
+        """The verdict on ``entries``: Linearizable, NotLinearizable or Unknown.
+
+        Partitions are searched in the order of their first op; the first one that is not
+        linearizable is reported (the others are not searched).
+
+        Raises:
+            ValueError: two entries share an id.
+        """
+        orders: list[list[Entry[C]]] = []
+        unknown: list[str] = []
+        explored = 0
+        for part in partitions(entries):
+            found = search(
+                part, self.initial, self.step, max_states=self.max_states, freeze=self.freeze
+            )
+            if isinstance(found, Found):
+                orders.append([part[i] for i in found.order])
+            elif isinstance(found, Stuck):
+                return self._explain(part, found)
+            elif isinstance(found, OutOfBudget):
+                explored += found.explored
+                unknown.append(f"key {part[0].key!r} ({len(part)} ops)")
+        if unknown:
+            reason = (
+                f"the search budget of {self.max_states} states per partition ran out in "
+                f"{len(unknown)} partition(s): {', '.join(unknown[:5])}"
+                f"{', ...' if len(unknown) > 5 else ''}; the other partitions are linearizable"
+            )
+            return Unknown(reason, explored)
+        return Linearizable(_merge(orders))
+
+    def _explain(self, part: Sequence[Entry[C]], stuck: Stuck[S]) -> NotLinearizable:
+        """The window and the words for a partition that could not be linearized.
+
+        The window is the ops that had to come next after the longest linearizable prefix
+        (``stuck.candidates``: real time let them go next and the model rejected each) plus
+        the prefix ops real time would let move after one of them: those are the only ops an
+        other order could have changed around the stuck point. The full prefix is kept on the
+        result for context; the window stays about as large as the number of lanes.
+        """
+        prefix = [part[i] for i in stuck.prefix]
+        cands = [part[i] for i in stuck.candidates]
+        movable = [p for p in prefix if any(not precedes(p, c) for c in cands)]
+        window = sorted(movable + cands, key=lambda e: e.invoke)
+        blocking = part[stuck.blocking]
+        n_det = sum(not e.indeterminate for e in part)
+        done = sum(not e.indeterminate for e in prefix)
+        last = f", ending with op {prefix[-1].id!r}" if prefix else ""
+        lines = [
+            f"partition key={part[0].key!r}: at most {done} of its {n_det} determinate ops can "
+            f"be linearized (prefix of {len(prefix)} op(s){last}). Op {blocking.id!r} completed "
+            f"at t={blocking.complete:g}, so it or another op invoked before then had to come "
+            f"next, but from each of the {len(stuck.states)} model state(s) the prefix leads to:"
+        ]
+        for cand in cands:
+            accepted = any(tuple(self.step(s, cand.call, cand.outcome)) for s in stuck.states)
+            why = "accepted, but no order of the rest fits" if accepted else "rejected"
+            lines.append(f"  {describe(cand)}: {why}")
+        if movable:
+            lines.append("and these linearized ops overlap them, so they could have moved after:")
+            lines.extend(f"  {describe(p)}" for p in movable)
+        return NotLinearizable(
+            window=[e.id for e in window],
+            explanation="\n".join(lines),
+            prefix=[e.id for e in prefix],
+            key=part[0].key,
+        )
+
+
+def check_linearizable(
+    entries: Iterable[Entry[C]],
+    initial: S,
+    step: StepFn[S, C],
+    *,
+    max_states: int = 1_000_000,
+) -> Result:
+    """Shorthand for ``LinearizabilityChecker(step, initial, max_states=...).check(entries)``."""
+    return LinearizabilityChecker(step, initial, max_states=max_states).check(entries)

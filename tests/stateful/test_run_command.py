@@ -1,0 +1,90 @@
+"""``rbee-props run`` and ``rbee-props replay`` as a user runs them, and Ctrl-C in the middle."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+from rbee_props.stack._processes import RUN_ENV
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture
+def env(tmp_path):
+    return dict(os.environ, RBEE_PROPS_HOME=str(tmp_path / "home"))
+
+
+def rbee_props(*args, env, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "rbee_props.cli", *args],
+        capture_output=True, text=True, env=env, timeout=timeout,
+    )  # fmt: skip
+
+
+def leftovers(env):
+    home = env["RBEE_PROPS_HOME"]
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if RUN_ENV in proc.environ() and home in " ".join(proc.cmdline()):
+                found.append(proc)
+        except psutil.Error:
+            pass
+    return found
+
+
+def test_run_finds_a_planted_bug_exports_it_and_replay_confirms_it(tmp_path, env):
+    out = tmp_path / "findings"
+    result = rbee_props(
+        "run", "--budget", "60s", "--bugs", "ready-unknown-200", "--seed", "7", "--out", str(out),
+        env=env,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FOUND S05:ready_unknown" in result.stdout
+    assert "seed 7" in result.stdout
+    [finding] = list(out.iterdir())
+    assert {p.name for p in finding.iterdir()} >= {
+        "REPORT.md", "test_repro.py", "repro.sh", "history.jsonl", "finding.json",
+    }  # fmt: skip
+    still = rbee_props("replay", str(finding), "--attempts", "1", env=env)
+    assert still.returncode == 1 and "still fails" in still.stdout, still.stdout + still.stderr
+    fixed = rbee_props("replay", str(finding), "--attempts", "1", "--bugs", "", env=env)
+    assert fixed.returncode == 0 and "no longer fails" in fixed.stdout, fixed.stdout
+    assert leftovers(env) == []
+
+
+def test_run_against_the_correct_stack_ends_with_no_finding(tmp_path, env):
+    result = rbee_props("run", "--budget", "15s", "--out", str(tmp_path / "f"), env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no finding" in result.stdout
+    assert not (tmp_path / "f").exists()
+
+
+def test_ctrl_c_during_run_stops_everything(tmp_path, env):
+    with subprocess.Popen(
+        [sys.executable, "-m", "rbee_props.cli", "run", "--budget", "5m"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    ) as run:  # fmt: skip
+        assert "budget" in run.stdout.readline()
+        # wait until the stack is up and examples run: the first round line
+        for line in run.stdout:
+            if line.startswith("round"):
+                break
+        run.send_signal(signal.SIGINT)
+        assert run.wait(60) == 130
+        assert "interrupted" in run.stderr.read()
+    assert leftovers(env) == []
+
+
+def test_bad_budget_is_a_usage_error(env):
+    result = rbee_props("run", "--budget", "soon", env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: --budget expects a duration like 60s, 5m or 8h, got 'soon'"
+    ]
