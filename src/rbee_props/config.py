@@ -54,8 +54,8 @@ BACKENDS = ("local", "compose", "external")
 class Timings:
     """Timings handed to every component as ``RBEE_*`` env vars (contract §7), in seconds."""
 
-    health_interval: float = 0.25
-    health_timeout: float = 0.5
+    health_interval: float = 0.3
+    health_timeout: float = 0.25
     health_failures: int = 3
     ready_timeout: float = 10.0
     task_ready_wait: float = 10.0

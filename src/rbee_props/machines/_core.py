@@ -23,7 +23,16 @@ from rbee_props.findings import Violation
 from rbee_props.history import History, Ok, Op
 from rbee_props.invariants import check_all, explain
 from rbee_props.machines._context import Failure, MachineContext
-from rbee_props.model import Call, ClusterState, FaultOp, HiveState, allowed, apply_fault, expect
+from rbee_props.model import (
+    Beehive,
+    Call,
+    ClusterState,
+    FaultOp,
+    HiveState,
+    allowed,
+    apply_fault,
+    expect,
+)
 from rbee_props.model import settle as settle_model
 from rbee_props.model import step as model_step
 from rbee_props.redact import Redactor
@@ -109,6 +118,7 @@ class StackMachineBase(RuleBasedStateMachine):
         self.counter = 0
         self.convergence: list[float] = []
         self.deferred = False
+        self.unsettled = False
 
     @classmethod
     def bind(cls, context: MachineContext) -> type[StackMachineBase]:
@@ -232,11 +242,10 @@ class StackMachineBase(RuleBasedStateMachine):
         return Snapshot(queen, hives, processes, beehives, taken_at=time.monotonic())
 
     def _beehives(self) -> dict[str, Any]:
-        from rbee_props.model import Beehive
+        """The beehive registry as the stack has it when the example starts."""
 
-        op = QueenClient(
-            self.stack.urls["queen"], self.stack.token, history=History()
-        ).list_beehives()
+        with QueenClient(self.stack.urls["queen"], self.stack.token, history=History()) as queen:
+            op = queen.list_beehives()
         nodes = op.body.get("nodes", []) if op.ok and isinstance(op.body, dict) else []
         return {
             n["node_name"]: Beehive(
@@ -271,7 +280,7 @@ class StackMachineBase(RuleBasedStateMachine):
         covers both. The last step of an example always converges (``teardown``).
         """
         if self.deferred:
-            self.deferred = False
+            self.deferred, self.unsettled = False, True
             immediate, _, _ = self._violations()
             if immediate:
                 self.fail(immediate[0])
@@ -298,12 +307,13 @@ class StackMachineBase(RuleBasedStateMachine):
             self.fail(first)
         if result["immediate"]:
             self.fail(result["immediate"][0])
+        self.unsettled = False
         self.convergence.append(time.monotonic() - started)
         self.after_step()
 
     def teardown(self) -> None:
         try:
-            if self.deferred and self.program:
+            if self.unsettled or self.deferred:
                 self.deferred = False
                 self.converge()  # the last step was a fault: its consequences must still hold
         finally:

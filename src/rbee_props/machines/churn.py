@@ -6,7 +6,7 @@ import time
 from urllib.parse import urlsplit
 
 from hypothesis import strategies as st
-from hypothesis.stateful import precondition, rule
+from hypothesis.stateful import initialize, precondition, rule
 
 from rbee_props.findings import Violation
 from rbee_props.invariants import explain
@@ -55,10 +55,19 @@ class ChurnRules(StackMachineBase):
                     ports.update(worker.ports)
         return ports
 
+    @initialize(target=spawned, hive=hive_index)
+    @recorded
+    def first_worker(self, hive: int) -> object:
+        """Every example starts with one worker: most faults need a worker to act on."""
+        return self._spawn(hive)
+
     @rule(target=spawned, hive=hive_index)
     @recorded
     def spawn(self, hive: int) -> object:
         """S08/S09: a spawn answers 200 loading on a port no other process holds."""
+        return self._spawn(hive)
+
+    def _spawn(self, hive: int) -> object:
         name = self.hive_name(hive)
         op = self.hive_clients[name].spawn(model_ref=MODEL_REF, timeout=5.0)
         body = op.body if op.ok and isinstance(op.body, dict) else {}

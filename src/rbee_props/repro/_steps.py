@@ -30,6 +30,10 @@ class Capture:
     url: str | None
 
 
+#: program rules that spawn a worker through a hive (their history op is a ``spawn``)
+SPAWN_RULES = frozenset({"spawn", "first_worker"})
+
+
 def is_controller(op: Mapping[str, Any]) -> bool:
     """Whether ``op`` is a fault injected by the stack controller (not an HTTP exchange)."""
     return op.get("service") == CONTROLLER or op.get("method") == "FAULT"
@@ -78,7 +82,7 @@ def captures(
         for position, op in enumerate(history)
         if op.get("kind") == "spawn" and not is_controller(op)
     ]
-    binds = [step.get("binds") for step in program if step.get("rule") == "spawn"]
+    binds = [step.get("binds") for step in program if step.get("rule") in SPAWN_RULES]
     paired = len(binds) == len(spawns) and all(isinstance(b, str) and b for b in binds)
     found: list[Capture] = []
     for number, (position, op) in enumerate(spawns):
