@@ -34,6 +34,8 @@ CASES = {
     "port-reuse-orphan": ({"S09"}, 2, "hold a worker port, then spawn on that hive"),
     "hive-restart-no-reconcile": ({"C03", "S21"}, 4, "spawn, kill -9 hive, start it, spawn"),
 }
+#: part of the default run; the others (minutes each on 2 cores) run with ``-m slow``
+FAST = {"dup-register", "no-auth-internal"}
 EXAMPLES = 40
 STEPS = 15
 SEED = 20261125
@@ -61,7 +63,9 @@ def run_repro(directory, *, bugs: str | None) -> subprocess.CompletedProcess[str
     )
 
 
-@pytest.mark.parametrize("bug", sorted(CASES))
+@pytest.mark.parametrize(
+    "bug", [b if b in FAST else pytest.param(b, marks=pytest.mark.slow) for b in sorted(CASES)]
+)
 def test_planted_bug_is_found_shrunk_and_exported(bug, tmp_path, monkeypatch):
     monkeypatch.setenv("RBEE_PROPS_HOME", str(tmp_path / "home"))
     expected, max_steps, why = CASES[bug]

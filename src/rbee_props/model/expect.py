@@ -76,4 +76,4 @@ def settle(state: ClusterState) -> ClusterState:
         for k, w in state.workers.items()
         if w.alive and not (w.origin == "phantom" and w.incarnation != state.queen_incarnation)
     }
-    return attrs.evolve(state, workers=workers)
+    return attrs.evolve(state, workers=workers, settled=True)

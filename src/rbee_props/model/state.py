@@ -84,6 +84,7 @@ class ClusterState:
     queen_paused: bool = False
     queen_incarnation: int = 0
     beehives_uncertain: frozenset[str] = frozenset()
+    settled: bool = True  # False from a fault until the stack was seen to match the model
 
     @property
     def queen_reachable(self) -> bool:
@@ -102,9 +103,12 @@ class ClusterState:
         return [w for w in self.workers.values() if w.alive]
 
     def presence_at_queen(self, worker: Worker) -> str:
-        """Like :meth:`at_queen`, for judging a call right now: a worker that must leave but
-        has not been seen gone yet may still be listed."""
-        return "may" if worker.doomed else self.at_queen(worker)
+        """Like :meth:`at_queen`, for judging a call right now: after a fault, until the stack
+        was seen to match the model, a worker that must come or go may or may not be listed."""
+        where = self.at_queen(worker)
+        if worker.doomed or (not self.settled and where == "must"):
+            return "may"  # a fault's consequences (eviction, a rebuild) may still be under way
+        return where
 
     def at_queen(self, worker: Worker) -> str:
         """Whether ``worker`` must be (``must``), may be (``may``) or must not be (``not``) listed

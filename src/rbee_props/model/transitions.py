@@ -170,6 +170,10 @@ def _doom(state: ClusterState, reason: str, pick: object) -> ClusterState:
 
 def apply_fault(state: ClusterState, fault: FaultOp) -> ClusterState:
     """The state after a fault (faults always happen; the stack controller checks that)."""
+    return attrs.evolve(_apply_fault(state, fault), settled=False)
+
+
+def _apply_fault(state: ClusterState, fault: FaultOp) -> ClusterState:
     kind, target = fault.kind, fault.target
     if kind in ("kill_worker", "pause_worker"):
         worker = state.workers.get(target)
