@@ -7,7 +7,7 @@ applied to the model) because every op that completed before it was invoked is a
 linearized: only those calls appear before the first remaining return. Reaching a return means
 its op should already be linearized: backtrack (undo the last op, try the next candidate).
 
-Three refinements:
+Refinements:
 
 - Memoisation: a (linearized ops, model states) configuration is explored once; a second
   order reaching it is cut. The set of linearized ops is kept as ``(k, ahead, indet_mask)``:
@@ -19,6 +19,18 @@ Three refinements:
   op is rejected only when every possible state rejects it.
 - Indeterminate ops have no return event: they may be linearized anywhere after their invoke,
   or never. The search succeeds once every determinate op is linearized.
+- Indeterminate ops are optional, so a configuration is also cut when one with the same
+  determinate ops and states but a *subset* of its indeterminate ops was seen: whatever
+  completes the larger one completes the smaller one too (leave the extra ops out). Without
+  this, every pending timeout doubles the configurations after each overwrite.
+- Ops the caller declares read-only (``read_only(call, outcome)``: from every state, rejected
+  or the state unchanged, like a read or a refused call) are taken at once when they leave
+  every current state as it is, without trying the other candidates: such an op can be moved
+  to the front of any completion (real time allows it, and a filter applied later only
+  removes states), so if nothing completes after it, nothing completes at all.
+- Among the calls that may go next, indeterminate ones are tried last (their call sits just
+  before the next return instead of at their invoke time; the candidates stay the same), so
+  a valid history rarely needs a timeout to take effect before it is observed.
 """
 
 from __future__ import annotations
@@ -29,18 +41,20 @@ from typing import Any, Generic, TypeVar
 import attrs
 
 from rbee_props.checker._entry import Entry
+from rbee_props.checker._events import Events
 from rbee_props.history import Outcome
 
-__all__ = ["Found", "OutOfBudget", "Stuck", "search"]
+__all__ = ["Found", "OutOfBudget", "ReadOnlyFn", "StepFn", "Stuck", "search"]
 
 S = TypeVar("S")
 C = TypeVar("C")
 
 StepFn = Callable[[S, C, Outcome], Iterable[S]]
+ReadOnlyFn = Callable[[C, Outcome], bool]
 World = dict[Hashable, S]  # frozen form -> state: every state the history so far may be in
 Prefix = tuple[int, "Prefix"] | None  # linearized ops, newest first, shared between frames
 # one undo record: the op linearized last and the configuration before it
-_Frame = tuple[int, World[S], int, frozenset[int], int, Prefix]
+_Frame = tuple[int, World[S], int, frozenset[int], int, Prefix, bool]
 
 
 @attrs.frozen
@@ -94,57 +108,154 @@ def _advance(k: int, ahead: frozenset[int], rank: int) -> tuple[int, frozenset[i
     return k, ahead
 
 
-class _Events:
-    """The time-ordered event list with O(1) removal and LIFO re-insertion (dancing links).
+class _Search(Generic[S, C]):
+    """The state of one depth-first search; :func:`search` is its entry point."""
 
-    Node 0 is the head; the call of op i is node ``1 + i``, its return node ``1 + n + i``
-    (determinate ops only); -1 ends the list.
-    """
+    def __init__(
+        self,
+        ops: Sequence[Entry[C]],
+        initial: S,
+        step: StepFn[S, C],
+        max_states: int,
+        freeze: Callable[[Any], Hashable],
+        read_only: ReadOnlyFn[C] | None,
+    ) -> None:
+        self.ops, self.step, self.freeze, self.max_states = ops, step, freeze, max_states
+        self.n = n = len(ops)
+        self.pure = [bool(read_only and read_only(e.call, e.outcome)) for e in ops]
+        self.events = Events(ops)
+        self.det = [not e.indeterminate for e in ops]
+        self.rank, self.ibit = [0] * n, [0] * n
+        r = q = 0
+        for i in range(n):
+            if self.det[i]:
+                self.rank[i], r = r, r + 1
+            else:
+                self.ibit[i], q = 1 << q, q + 1
+        self.total = self.remaining = r
+        self.world: World[S] = {freeze(initial): initial}
+        self.k, self.ahead, self.imask = 0, frozenset[int](), 0
+        self.prefix: Prefix = None
+        self.stack: list[_Frame[S]] = []
+        self.seen: dict[Hashable, list[int]] = {}  # (k, ahead, states) -> indeterminate masks
+        self.explored = 0
+        self.best: Stuck[S] | None = None
+        self.best_depth = -1
 
-    def __init__(self, ops: Sequence[Entry[Any]]) -> None:
-        n = len(ops)
-        events = [(e.invoke, 0, i, 1 + i) for i, e in enumerate(ops)]
-        events += [(e.complete, 1, i, 1 + n + i) for i, e in enumerate(ops) if not e.indeterminate]
-        events.sort()
-        self.n = n
-        self.nxt = [-1] * (1 + 2 * n)
-        self.prv = [-1] * (1 + 2 * n)
-        last = 0
-        for *_, node in events:
-            self.nxt[last], self.prv[node] = node, last
-            last = node
-        self.ret = [-1 if e.indeterminate else 1 + n + i for i, e in enumerate(ops)]
+    def apply(self, i: int) -> World[S]:
+        """The states after op ``i`` from every current state (empty: rejected)."""
+        call, outcome, freeze = self.ops[i].call, self.ops[i].outcome, self.freeze
+        after: World[S] = {}
+        for frozen, state in self.world.items():
+            for nxt_state in self.step(state, call, outcome):
+                key = frozen if nxt_state is state else freeze(nxt_state)
+                if key != frozen and self.pure[i]:
+                    msg = (
+                        f"op {self.ops[i].id!r} was declared read-only, but the model moved "
+                        f"{state!r:.200} to {nxt_state!r:.200}; fix the read_only function"
+                    )
+                    raise ValueError(msg)
+                after[key] = nxt_state
+        return after
 
-    def _remove(self, node: int) -> None:
-        p, q = self.prv[node], self.nxt[node]
-        self.nxt[p] = q
-        if q != -1:
-            self.prv[q] = p
+    def scan(self) -> tuple[list[tuple[int, World[S]]], int]:
+        """The calls that may go next with the states after each (if accepted), and the first
+        return node (one exists while determinate ops remain)."""
+        accepted, nxt, node = [], self.events.nxt, self.events.nxt[0]
+        while node <= self.n:
+            after = self.apply(node - 1)
+            if after:
+                accepted.append((node, after))
+            node = nxt[node]
+        return accepted, node
 
-    def _restore(self, node: int) -> None:
-        self.nxt[self.prv[node]] = node
-        q = self.nxt[node]
-        if q != -1:
-            self.prv[q] = node
+    def enter(self, i: int, after: World[S], forced: bool) -> bool:
+        """Linearize op ``i`` unless a configuration at least as promising was seen."""
+        if self.det[i]:
+            k, ahead = _advance(self.k, self.ahead, self.rank[i])
+            imask = self.imask
+        else:
+            k, ahead, imask = self.k, self.ahead, self.imask | self.ibit[i]
+        masks = self.seen.setdefault((k, ahead, frozenset(after)), [])
+        if any(m & imask == m for m in masks):  # this, or it with fewer timeouts, was seen
+            return False
+        if self.explored >= self.max_states:
+            raise _Budget
+        self.explored += 1
+        masks.append(imask)
+        frame = (i, self.world, self.k, self.ahead, self.imask, self.prefix, forced)
+        self.stack.append(frame)
+        self.world, self.k, self.ahead, self.imask = after, k, ahead, imask
+        self.prefix = (i, self.prefix)
+        self.events.lift(i)
+        self.remaining -= self.det[i]
+        return True
 
-    def lift(self, i: int) -> None:
-        self._remove(1 + i)
-        if self.ret[i] != -1:
-            self._remove(self.ret[i])
+    def backtrack(self) -> int:
+        """Undo ops until one that was a free choice; the node to walk on from, or -1."""
+        while self.stack:
+            i, self.world, self.k, self.ahead, self.imask, self.prefix, forced = self.stack.pop()
+            self.events.unlift(i)
+            self.remaining += self.det[i]
+            if not forced:
+                return self.events.nxt[1 + i]
+        return -1
 
-    def unlift(self, i: int) -> None:
-        if self.ret[i] != -1:
-            self._restore(self.ret[i])
-        self._restore(1 + i)
+    def stuck_at(self, node: int) -> None:
+        """Remember the return ``node`` if no search got this far before."""
+        depth = self.total - self.remaining
+        if depth > self.best_depth:
+            self.best_depth = depth
+            cands = self.events.calls_before(node)
+            states = tuple(self.world.values())
+            self.best = Stuck(_unwind(self.prefix), cands, node - 1 - self.n, states)
 
-    def calls_before(self, node: int) -> tuple[int, ...]:
-        """The ops whose call lies between the head and ``node``."""
-        out, cur = [], self.nxt[0]
-        while cur != node:
-            if cur <= self.n:
-                out.append(cur - 1)
-            cur = self.nxt[cur]
-        return tuple(out)
+    def forced(self, accepted: list[tuple[int, World[S]]]) -> bool | None:
+        """Take a read-only op that keeps every current state, if there is one.
+
+        Its frame is marked forced: backtracking skips past it, since no completion after it
+        means no completion at all. True: entered. False: a determinate one led to a dead
+        end seen before, so this configuration is one too. None: no such op.
+        """
+        keys = self.world.keys()
+        for c, after in accepted:
+            if self.pure[c - 1] and after.keys() == keys:
+                if self.enter(c - 1, after, forced=True):
+                    return True
+                if self.det[c - 1]:  # its configuration is finished (failed), not in progress
+                    return False
+                # an indeterminate one whose configuration is covered by this one: skip it
+        return None
+
+    def run(self) -> Found | Stuck[S]:
+        nxt, n = self.events.nxt, self.n
+        node, fresh = nxt[0], True
+        while self.remaining:
+            if fresh:  # a new configuration: one scan of its candidates
+                accepted, ret = self.scan()
+                took = self.forced(accepted)
+                if took is None:
+                    took = any(self.enter(c - 1, after, forced=False) for c, after in accepted)
+                fresh = took
+                if not took:
+                    node = ret
+                continue
+            if node <= n:  # a call, on the walk after backtracking
+                after = self.apply(node - 1)
+                if after and self.enter(node - 1, after, forced=False):
+                    fresh = True
+                    continue
+                node = nxt[node]
+            else:  # a return: its op should be linearized by now
+                self.stuck_at(node)
+                node = self.backtrack()
+                if node == -1 and self.best is not None:
+                    return self.best
+        return Found(_unwind(self.prefix))
+
+
+class _Budget(Exception):
+    """The search explored ``max_states`` configurations."""
 
 
 def search(
@@ -154,72 +265,15 @@ def search(
     *,
     max_states: int,
     freeze: Callable[[Any], Hashable],
+    read_only: ReadOnlyFn[C] | None = None,
 ) -> Found | Stuck[S] | OutOfBudget:
     """Search for a linearization of ``ops`` (one partition, sorted by invoke time).
 
     Returns :class:`Found`, :class:`Stuck` with the furthest point reached, or
     :class:`OutOfBudget` once more than ``max_states`` configurations were explored.
     """
-    n = len(ops)
-    events = _Events(ops)
-    nxt = events.nxt
-    det = [not e.indeterminate for e in ops]
-    rank, ibit, r, q = [0] * n, [0] * n, 0, 0
-    for i in range(n):
-        if det[i]:
-            rank[i], r = r, r + 1
-        else:
-            ibit[i], q = 1 << q, q + 1
-    remaining = r
-
-    def apply(world: World[S], i: int) -> World[S]:
-        call, outcome = ops[i].call, ops[i].outcome
-        after: World[S] = {}
-        for frozen, state in world.items():
-            for nxt_state in step(state, call, outcome):
-                after[frozen if nxt_state is state else freeze(nxt_state)] = nxt_state
-        return after
-
-    world: World[S] = {freeze(initial): initial}
-    k, ahead, imask = 0, frozenset[int](), 0
-    prefix: Prefix = None
-    stack: list[_Frame[S]] = []
-    cache: set[Hashable] = set()
-    best: Stuck[S] | None = None
-    best_depth = -1
-    node = nxt[0]
-    while remaining:
-        if node <= n:  # a call: try to linearize its op here
-            i = node - 1
-            after = apply(world, i)
-            if after:
-                if det[i]:
-                    nk, nahead, nimask = *_advance(k, ahead, rank[i]), imask
-                else:
-                    nk, nahead, nimask = k, ahead, imask | ibit[i]
-                config = (nk, nahead, nimask, frozenset(after))
-                if config not in cache:
-                    if len(cache) >= max_states:
-                        return OutOfBudget(len(cache))
-                    cache.add(config)
-                    stack.append((i, world, k, ahead, imask, prefix))
-                    world, k, ahead, imask, prefix = after, nk, nahead, nimask, (i, prefix)
-                    events.lift(i)
-                    remaining -= det[i]
-                    node = nxt[0]
-                    continue
-            node = nxt[node]
-        else:  # a return: its op should be linearized by now; back off one op
-            depth = r - remaining
-            if depth > best_depth:
-                best_depth = depth
-                blocking = node - 1 - n
-                cands = events.calls_before(node)
-                best = Stuck(_unwind(prefix), cands, blocking, tuple(world.values()))
-            if not stack and best is not None:  # best: set above on the first return at least
-                return best
-            i, world, k, ahead, imask, prefix = stack.pop()
-            events.unlift(i)
-            remaining += det[i]
-            node = nxt[1 + i]
-    return Found(_unwind(prefix))
+    state = _Search(ops, initial, step, max_states, freeze, read_only)
+    try:
+        return state.run()
+    except _Budget:
+        return OutOfBudget(state.explored)
