@@ -269,10 +269,10 @@ def demo(config_path: str | None, bug: str, out_dir: str) -> None:
     if found is not None:
         msg = f"the correct reference stack produced a finding: {found.violation.summary}"
         raise RbeePropsError(msg)
-    out.info(f"== 3/3 the same machines against the planted bug {bug!r}: expect a finding")
-    found = hunt_for_budget(120, "stack", _config(config_path, bugs=[bug]), 1, Path(out_dir))
+    out.info(f"== 3/3 the registry machine against the planted bug {bug!r}: expect a finding")
+    found = hunt_for_budget(180, "registry", _config(config_path, bugs=[bug]), 1, Path(out_dir))
     if found is None:
-        msg = f"the planted bug {bug!r} was not found within 120 s"
+        msg = f"the planted bug {bug!r} was not found within 180 s"
         raise RbeePropsError(msg)
     out.info(f"reproduce it with: rbee-props replay {out_dir}/{found.slug}   "
              f"(or pytest {out_dir}/{found.slug}/test_repro.py)")  # fmt: skip

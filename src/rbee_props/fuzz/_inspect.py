@@ -16,8 +16,11 @@ from urllib.parse import parse_qs, urlsplit
 import jsonschema_rs
 from schemathesis import Case, Response
 
+from rbee_props.fuzz.settings import TARGET_KEY
+
 __all__ = [
     "Credentials",
+    "client_mistake",
     "configured_token",
     "credentials_of",
     "is_protected",
@@ -31,8 +34,11 @@ _STRING_RULES = ("pattern", "enum", "const", "minLength", "maxLength")
 MAX_AUTH_HEADER = 8192
 
 
-def configured_token(case: Case) -> str | None:
-    """The stack token this run sends (``Authorization: Bearer <token>`` in the config)."""
+def configured_token(case: Case[Any]) -> str | None:
+    """The stack token this run sends: where the schema is aimed, else its configured header."""
+    target = case.operation.schema.raw_schema.get(TARGET_KEY)
+    if isinstance(target, dict):
+        return target.get("token") or None
     headers = case.operation.schema.config.headers_for(operation=case.operation) or {}
     for name, value in headers.items():
         if name.lower() == "authorization" and str(value).startswith("Bearer "):
@@ -40,7 +46,7 @@ def configured_token(case: Case) -> str | None:
     return None
 
 
-def is_protected(case: Case) -> bool:
+def is_protected(case: Case[Any]) -> bool:
     """Whether the operation requires credentials: its ``security`` or the document's."""
     raw = case.operation.definition.raw
     security = (
@@ -89,7 +95,7 @@ def json_body(response: Response) -> Any:
     if ctype != "application/json" and not ctype.endswith("+json"):
         return None
     body = request.body
-    if body is None:
+    if not isinstance(body, str | bytes):
         return None
     try:
         return json.loads(body)
@@ -127,21 +133,57 @@ def _validator(schema_json: str) -> jsonschema_rs.Validator:
     return jsonschema_rs.Draft202012Validator(json.loads(schema_json))
 
 
-def _fields(case: Case) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    """(location, name, resolved schema) of every declared body property and query parameter."""
+def _body_schema(case: Case[Any]) -> dict[str, Any] | None:
+    content = case.operation.definition.raw.get("requestBody", {}).get("content", {})
+    schema = content.get("application/json", {}).get("schema")
+    return _resolve(schema, case.operation.schema.raw_schema) if schema is not None else None
+
+
+def client_mistake(case: Case[Any], response: Response) -> str | None:
+    """Why the sent request is the client's mistake (a 4xx is owed), or None when it is valid.
+
+    Judged on what was actually sent, not on how Schemathesis meant to generate it: a body
+    that is missing, not JSON or breaks the body schema, or a query parameter that is missing,
+    repeated or breaks its schema.
+    """
+    raw = case.operation.definition.raw
+    request = response.request
+    body_schema = _body_schema(case)
+    if body_schema is not None:
+        if not request.body:
+            return "no body" if raw.get("requestBody", {}).get("required") else None
+        body = json_body(response)
+        if body is None:
+            return "a body that is not JSON (or not sent as JSON)"
+        if not _validator(json.dumps(body_schema, sort_keys=True)).is_valid(body):
+            return "a body that breaks the schema"
+    query = parse_qs(urlsplit(request.url or "").query, keep_blank_values=True)
+    for location, name, schema, required in _fields(case):
+        if location != "query":
+            continue
+        values = query.get(name, [])
+        if (required and not values) or len(values) > 1:
+            return f"query parameter {name} missing or repeated"
+        if values and not _validator(json.dumps(schema, sort_keys=True)).is_valid(values[0]):
+            return f"an invalid query parameter {name}"
+    return None
+
+
+def _fields(case: Case[Any]) -> Iterator[tuple[str, str, dict[str, Any], bool]]:
+    """(location, name, resolved schema, required) of each body property and query parameter."""
     root = case.operation.schema.raw_schema
     raw = case.operation.definition.raw
     for param in raw.get("parameters", []):
         param = _resolve(param, root)
         if param.get("in") == "query":
-            yield "query", param["name"], param.get("schema", {})
-    content = raw.get("requestBody", {}).get("content", {})
-    body_schema = _resolve(content.get("application/json", {}).get("schema", {}), root)
+            yield "query", param["name"], param.get("schema", {}), bool(param.get("required"))
+    body_schema = _body_schema(case) or {}
+    required = set(body_schema.get("required", []))
     for name, prop in body_schema.get("properties", {}).items():
-        yield "body", name, prop
+        yield "body", name, prop, name in required
 
 
-def string_field_violations(case: Case, response: Response) -> list[tuple[str, str, str]]:
+def string_field_violations(case: Case[Any], response: Response) -> list[tuple[str, str, str]]:
     """Declared string fields of the sent request whose value breaks their schema.
 
     Returns ``(location, name, value)`` for each string value that fails its field's pattern,
@@ -151,7 +193,7 @@ def string_field_violations(case: Case, response: Response) -> list[tuple[str, s
     body = json_body(response)
     query = parse_qs(urlsplit(response.request.url or "").query, keep_blank_values=True)
     found = []
-    for location, name, schema in _fields(case):
+    for location, name, schema, _ in _fields(case):
         if location == "query":
             values = query.get(name, [])
             if len(values) != 1:

@@ -1,6 +1,7 @@
 """rbee's own Schemathesis checks: the F properties of contract §10 that the schema cannot say.
 
-Each check is registered with ``schemathesis.check`` under its name and fails with an
+Each check is registered with ``schemathesis.check`` under its name (and only looks at documents
+loaded by :func:`~rbee_props.fuzz.specs.load_spec`) and fails with an
 ``AssertionError`` whose first line names the property. They read only the case, its response
 and the document (plus, for the auth probes, two extra requests without valid credentials, and,
 for the hive list, the queen's list): nothing here changes the stack.
@@ -23,24 +24,27 @@ check                                     id    what
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
-import httpx
 import schemathesis
-from schemathesis import Case, CheckContext, GenerationMode, Response
+from schemathesis import Case, CheckContext, Response
 
 from rbee_props.fuzz._inspect import (
     Credentials,
+    client_mistake,
     configured_token,
     credentials_of,
     is_protected,
     sent_authorization,
     string_field_violations,
 )
-from rbee_props.fuzz.settings import GRACE_KEY, PEERS_KEY
+from rbee_props.fuzz._probe import error_code, get_json, resend, worker_ids
+from rbee_props.fuzz.settings import GRACE_KEY, PEERS_KEY, TARGET_KEY
 from rbee_props.redact import Redactor
 
 __all__ = [
@@ -54,43 +58,30 @@ __all__ = [
 ]
 
 CODE = re.compile(r"[A-Z][A-Z0-9_]*")
-PROBE_TIMEOUT = 10.0
-PROBE_READ_LIMIT = 64 * 1024
+Check = Callable[[CheckContext, Response, Case[Any]], bool | None]
 #: a rejected value this long must not come back in the error body (contract §8, F11)
 ECHO_MIN = 8
 
 
-def _error_code(body: bytes) -> str | None:
-    try:
-        code = json.loads(body)["error"]["code"]
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-        return None
-    return code if isinstance(code, str) else None
+def rbee_check(func: Check) -> Check:
+    """Register ``func`` with Schemathesis, active only on documents loaded by ``load_spec``.
 
+    Schemathesis runs every registered check in every run of the process by default; applied to
+    some other API, an rbee check would report rbee's contract as that API's bug.
+    """
 
-def _probe(response: Response, authorization: str | None) -> tuple[int, bytes]:
-    """Re-send the request of ``response`` with another ``Authorization`` (None: without one)."""
-    request = response.request
-    headers = {k: v for k, v in request.headers.items() if k.lower() != "authorization"}
-    if authorization is not None:
-        headers["Authorization"] = authorization
-    with (
-        httpx.Client(timeout=PROBE_TIMEOUT, trust_env=False) as client,
-        client.stream(
-            str(request.method), str(request.url), headers=headers, content=request.body or b""
-        ) as probe,
-    ):
-        body = b""
-        for chunk in probe.iter_raw():
-            body += chunk
-            if len(body) >= PROBE_READ_LIMIT:
-                break
-        return probe.status_code, body
+    @functools.wraps(func)
+    def check(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
+        if TARGET_KEY not in case.operation.schema.raw_schema:
+            return None
+        return func(ctx, response, case)
+
+    return schemathesis.check(check)
 
 
 def _expect_401(what: str, code: str, status: int, body: bytes, label: str) -> None:
-    if status != 401 or _error_code(body) != code:
-        seen = _error_code(body) or body[:80].decode("utf-8", "replace")
+    if status != 401 or error_code(body) != code:
+        seen = error_code(body) or body[:80].decode("utf-8", "replace")
         msg = (
             f"F01/F02 auth not enforced: {label} {what} answered {status} {seen!r}; "
             f"expected 401 {code} (contract §4)"
@@ -98,8 +89,8 @@ def _expect_401(what: str, code: str, status: int, body: bytes, label: str) -> N
         raise AssertionError(msg)
 
 
-@schemathesis.check
-def auth_enforced(ctx: CheckContext, response: Response, case: Case) -> bool | None:
+@rbee_check
+def auth_enforced(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
     """F01, F02: a protected route refuses a request without valid credentials, exactly.
 
     The case itself must get the 401 its ``Authorization`` header calls for (D7 parsing); and
@@ -116,16 +107,17 @@ def auth_enforced(ctx: CheckContext, response: Response, case: Case) -> bool | N
         _expect_401("without valid credentials", expected, response.status_code,
                     response.content, label)  # fmt: skip
         return None
-    wrong = "Bearer " + ("x" * len(token) if token != "x" * len(token) else "y" * len(token))
+    size = len(token or "x")
+    wrong = "Bearer " + ("x" * size if token != "x" * size else "y" * size)
     for authorization, code in ((None, Credentials.MISSING), (wrong, Credentials.INVALID)):
-        status, body = _probe(response, authorization)
+        status, body = resend(response, authorization)
         what = "without Authorization" if authorization is None else "with a wrong token"
         _expect_401(what, code, status, body, label)
     return None
 
 
-@schemathesis.check
-def error_envelope(ctx: CheckContext, response: Response, case: Case) -> bool | None:
+@rbee_check
+def error_envelope(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
     """F10: every 4xx/5xx is JSON ``{"error":{"code":UPPER_SNAKE_CASE,"message":str}}`` (D12)."""
     if response.status_code < 400:
         return None
@@ -139,7 +131,7 @@ def error_envelope(ctx: CheckContext, response: Response, case: Case) -> bool | 
         ctype == "application/json"
         and isinstance(code, str)
         and CODE.fullmatch(code) is not None
-        and isinstance(error.get("message"), str)  # type: ignore[union-attr]
+        and isinstance(error.get("message"), str)
     )
     if not ok:
         seen = response.content[:120].decode("utf-8", "replace")
@@ -152,8 +144,8 @@ def error_envelope(ctx: CheckContext, response: Response, case: Case) -> bool | 
     return None
 
 
-@schemathesis.check
-def no_secret_leak(ctx: CheckContext, response: Response, case: Case) -> bool | None:
+@rbee_check
+def no_secret_leak(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
     """F11: no token or token prefix of >= 8 characters in any body or header (D8), and a 4xx
     does not echo the string values it rejected (§8)."""
     token = configured_token(case)
@@ -180,20 +172,15 @@ def no_secret_leak(ctx: CheckContext, response: Response, case: Case) -> bool | 
     return None
 
 
-def _is_negative(case: Case) -> bool:
-    meta = case.meta
-    return meta is not None and meta.generation.mode == GenerationMode.NEGATIVE
-
-
-@schemathesis.check
+@rbee_check
 def no_server_error_for_client_input(
-    ctx: CheckContext, response: Response, case: Case
+    ctx: CheckContext, response: Response, case: Case[Any]
 ) -> bool | None:
     """F09: a client mistake never gets a 5xx, and 500 INTERNAL_ERROR never happens (D12).
 
-    A case generated as invalid, or carrying a string field that breaks its schema, must be
-    refused with a 4xx; for valid input only the documented capacity answers (503, 504) and
-    upstream errors may be 5xx.
+    A request that is invalid as sent (no or non-JSON body, a body or query parameter breaking
+    the document) must be refused with a 4xx; for valid input only capacity and upstream
+    answers (502, 503, 504) may be 5xx.
     """
     status = response.status_code
     if status < 500:
@@ -202,16 +189,17 @@ def no_server_error_for_client_input(
     if status == 500:
         msg = f"F09 internal error: {label} answered 500 (never for client input, §3)"
         raise AssertionError(msg)
-    invalid = string_field_violations(case, response)
-    if _is_negative(case) or invalid:
-        why = f"invalid {invalid[0][1]}" if invalid else "invalid input (negative case)"
-        msg = f"F09 server error for a client mistake: {label} answered {status} to {why}"
+    mistake = client_mistake(case, response)
+    if mistake is not None:
+        msg = f"F09 server error for a client mistake: {label} answered {status} to {mistake}"
         raise AssertionError(msg)
     return None
 
 
-@schemathesis.check
-def invalid_identifiers_rejected(ctx: CheckContext, response: Response, case: Case) -> bool | None:
+@rbee_check
+def invalid_identifiers_rejected(
+    ctx: CheckContext, response: Response, case: Case[Any]
+) -> bool | None:
     """F04, F05 (F06, F07): a string field breaking its §8 rule is refused with 400, no change.
 
     Identifiers with ``_``, shell metacharacters or over 64 characters, bad model refs, paths,
@@ -233,28 +221,10 @@ def invalid_identifiers_rejected(ctx: CheckContext, response: Response, case: Ca
     return None
 
 
-def _ids(body: Any, key: str, *, states: tuple[str, ...] | None = None) -> set[str]:
-    workers = body.get("workers") if isinstance(body, dict) else None
-    if not isinstance(workers, list):
-        return set()
-    return {
-        str(w.get(key))
-        for w in workers
-        if isinstance(w, dict) and (states is None or w.get("state") in states)
-    }
-
-
-def _get_json(url: str, token: str | None) -> Any:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        reply = httpx.get(url, headers=headers, timeout=PROBE_TIMEOUT, trust_env=False)
-        return reply.json() if reply.status_code == 200 else None
-    except (httpx.HTTPError, ValueError):
-        return None
-
-
-@schemathesis.check
-def ready_workers_reach_queen(ctx: CheckContext, response: Response, case: Case) -> bool | None:
+@rbee_check
+def ready_workers_reach_queen(
+    ctx: CheckContext, response: Response, case: Case[Any]
+) -> bool | None:
     """S21 (D3, D11) from the fuzz side: every worker a hive lists as idle or busy is listed by
     the queen within the grace window G.
 
@@ -272,12 +242,12 @@ def ready_workers_reach_queen(ctx: CheckContext, response: Response, case: Case)
         listed = json.loads(response.content)
     except (ValueError, UnicodeDecodeError):
         return None
-    owed = _ids(listed, "id", states=("idle", "busy"))
+    owed = worker_ids(listed, "id", states=("idle", "busy"))
     token = configured_token(case)
     deadline = time.monotonic() + float(raw.get(GRACE_KEY, 5.0))
     hive_url = str(response.request.url)
     while owed:
-        at_queen = _ids(_get_json(f"{queen.rstrip('/')}/v2/workers/list", token), "worker_id")
+        at_queen = worker_ids(get_json(f"{queen.rstrip('/')}/v2/workers/list", token), "worker_id")
         owed -= at_queen
         if not owed:
             break
@@ -288,7 +258,7 @@ def ready_workers_reach_queen(ctx: CheckContext, response: Response, case: Case)
             )
             raise AssertionError(msg)
         time.sleep(0.1)
-        owed &= _ids(_get_json(hive_url, token), "id", states=("idle", "busy"))
+        owed &= worker_ids(get_json(hive_url, token), "id", states=("idle", "busy"))
     return None
 
 

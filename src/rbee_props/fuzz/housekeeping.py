@@ -15,10 +15,17 @@ from typing import Any
 import attrs
 import httpx
 
-from rbee_props.errors import StackError
-from rbee_props.stack import Stack, WaitTimedOut, poll_until
+from rbee_props.errors import StackError, UsageError
+from rbee_props.stack import Fault, Stack, WaitTimedOut, poll_until
 
-__all__ = ["LiveWorker", "remove_beehives", "retire_worker", "retire_workers", "spawn_worker"]
+__all__ = [
+    "LiveWorker",
+    "discard_worker",
+    "remove_beehives",
+    "retire_worker",
+    "retire_workers",
+    "spawn_worker",
+]
 
 TIMEOUT = 10.0
 
@@ -103,6 +110,22 @@ def retire_worker(url: str, token: str, *, timeout: float = 5.0) -> bool:
             time.sleep(0.05)
             continue
         return reply.status_code == 200
+
+
+def discard_worker(stack: Stack, worker_id: str, url: str) -> None:
+    """Get rid of a worker the fuzzer just spawned, as cheaply as the backend allows.
+
+    A fresh worker answers its shutdown route only once its interpreter is up (about a second
+    on a busy machine); where the backend can kill worker processes, SIGKILL is immediate and
+    the hive drops the entry at its next sweep.
+    """
+    if stack.supports(Fault.KILL_WORKER):
+        try:
+            stack.kill_worker(worker_id)
+        except UsageError:
+            return  # already gone
+        return
+    retire_worker(url, stack.token)
 
 
 def retire_workers(stack: Stack, *, keep: Collection[str] = ()) -> list[str]:

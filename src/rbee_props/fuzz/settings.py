@@ -18,12 +18,21 @@ from typing import Any
 import attrs
 import schemathesis
 
-__all__ = ["ALLOWED_5XX", "GRACE_KEY", "PEERS_KEY", "FuzzSettings", "schemathesis_config"]
+__all__ = [
+    "ALLOWED_5XX",
+    "GRACE_KEY",
+    "PEERS_KEY",
+    "TARGET_KEY",
+    "FuzzSettings",
+    "schemathesis_config",
+]
 
 #: extension key of the raw document holding the peers' URLs for the rbee checks
 PEERS_KEY = "x-rbee-peers"
 #: extension key of the raw document holding the grace window G in seconds
 GRACE_KEY = "x-rbee-grace"
+#: extension key of the raw document holding where the schema is aimed: base URL and token
+TARGET_KEY = "x-rbee-target"
 #: documented 5xx statuses that mean capacity or an unavailable peer, not a crash
 ALLOWED_5XX = ("503", "504")
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
@@ -46,7 +55,7 @@ class FuzzSettings:
     """
 
     max_examples: int = 25
-    phases: tuple[str, ...] = ("coverage", "fuzzing")
+    phases: tuple[str, ...] = ("coverage", "fuzzing", "stateful")
     modes: tuple[str, ...] = ("positive", "negative")
     stateful_steps: int = 6
     seed: int | None = None
@@ -76,24 +85,31 @@ def _capacity_statuses(raw: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def schemathesis_config(
-    raw: dict[str, Any], *, base_url: str, token: str | None, settings: FuzzSettings
+    raw: dict[str, Any], *, base_url: str, settings: FuzzSettings
 ) -> schemathesis.Config:
     """The Schemathesis configuration of one document aimed at ``base_url``."""
     generation: dict[str, Any] = {
         "max-examples": settings.max_examples,
         "database": "none",
         "deterministic": settings.deterministic,
+        # unknown query parameters and body fields are ignored by contract (§3), not refused
+        "allow-extra-parameters": False,
     }
     if set(settings.modes) >= {"positive", "negative"}:
         generation["mode"] = "all"
     else:
         generation["mode"] = settings.modes[0]
-    phases = {
+    phases: dict[str, dict[str, Any]] = {
         name: {"enabled": name in settings.phases}
         for name in ("examples", "coverage", "fuzzing", "stateful")
     }
     phases["stateful"].update(
-        {"max-steps": max(settings.stateful_steps, 2), "inference": {"algorithms": []}}
+        {
+            "max-steps": max(settings.stateful_steps, 2),
+            "inference": {"algorithms": []},
+            # scenarios follow links with valid data; invalid input is the operation suites' job
+            "generation": {"mode": "positive"},
+        }
     )
     operations = [
         {
@@ -112,8 +128,6 @@ def schemathesis_config(
         "request-timeout": settings.request_timeout,
         "suppress-health-check": ["too_slow", "filter_too_much", "data_too_large"],
     }
-    if token:
-        data["headers"] = {"Authorization": f"Bearer {token}"}
     if settings.seed is not None:
         data["seed"] = settings.seed
     return schemathesis.Config.from_dict(data)

@@ -7,6 +7,7 @@ Each validator returns the value or raises :class:`~rbee_props.reference._http.A
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -26,6 +27,28 @@ LENIENT_ID = re.compile(r"[\x21-\x7e]{1,256}")
 SHELL_META = set(" \t\r\n'\"`$;|&<>(){}\\")
 BACKENDS = ("cpu", "cuda", "metal")
 U32_MAX = 2**32 - 1
+
+
+def _host_ok(host: str) -> bool:
+    """A host an HTTP client can connect to: bracketed IPv6, a dotted IPv4, or a DNS name.
+
+    The pattern alone let ``[C]`` and ``999.999.999.999`` through; clients cannot parse them,
+    and the queen's monitor died on the first probe of such a worker.
+    """
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return False
+        return True
+    if host.replace(".", "").isdigit():
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return False
+        return True
+    labels = host.split(".")
+    return all(DNS_LABEL.fullmatch(label) for label in labels)
 
 
 def invalid(field: str, rule: str) -> ApiError:
@@ -95,7 +118,7 @@ class Validator:
     def url(self, field: str, value: Any) -> str:
         text = self._string(field, value)
         match = URL.fullmatch(text)
-        if not match or not 1 <= int(match.group(2)) <= 65535:
+        if not match or not 1 <= int(match.group(2)) <= 65535 or not _host_ok(match.group(1)):
             raise invalid(field, "must be http(s)://host:port without userinfo or path")
         return text.rstrip("/")
 
