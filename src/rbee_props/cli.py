@@ -222,6 +222,9 @@ _fault_command("pause", "pause", "SIGSTOP components of the detached stack.")
 _fault_command("resume", "resume", "SIGCONT components of the detached stack.")
 _fault_command("restart", "restart", "Restart components of the detached stack.")
 _fault_command("terminate", "terminate", "SIGTERM components of the detached stack.")
+_fault_command("start", "start_component", "Start killed or terminated components again.")
+_fault_command("pause-worker", "pause_worker", "SIGSTOP worker processes, by worker id.")
+_fault_command("kill-worker", "kill_worker", "SIGKILL worker processes, by worker id.")
 
 
 @main.command()
@@ -278,16 +281,16 @@ def demo(config_path: str | None, bug: str, out_dir: str) -> None:
              f"(or pytest {out_dir}/{found.slug}/test_repro.py)")  # fmt: skip
 
 
-@main.command(name="kill-worker")
-@click.argument("worker_ids", nargs=-1, required=True)
+@main.command()
+@click.argument("a")
+@click.argument("b")
+@click.argument("ms", type=click.IntRange(0, 60_000))
 @click.option("--config", "config_path", type=click.Path())
 @handle_errors
-def kill_worker(worker_ids: tuple[str, ...], config_path: str | None) -> None:
-    """SIGKILL worker processes of the detached stack, by worker id."""
-    stack = _attached(config_path)
-    for worker_id in worker_ids:
-        stack.kill_worker(worker_id)
-        out.info(f"kill-worker {worker_id}: done")
+def slow(a: str, b: str, ms: int, config_path: str | None) -> None:
+    """Delay the traffic between components A and B by MS milliseconds per chunk."""
+    _attached(config_path).slow(a, b, ms)
+    out.info(f"slowed {a}<->{b} by {ms} ms; undo with: rbee-props heal")
 
 
 def _register_hunt_commands() -> None:

@@ -67,6 +67,9 @@ def test_up_detach_status_json_kill_partition_heal_down(env):
         assert not psutil.pid_exists(rows["hive2"]["pid"])
         status = json.loads(rbee_props("status", "--json", env=env).stdout)
         assert {r["component"]: r["healthy"] for r in status["components"]}["hive2"] is False
+        assert rbee_props("start", "hive2", env=env).returncode == 0
+        assert rbee_props("slow", "queen", "hive1", "50", env=env).returncode == 0
+        assert rbee_props("heal", env=env).returncode == 0
         assert rbee_props("restart", "hive2", env=env).returncode == 0
         status = json.loads(rbee_props("status", "--json", env=env).stdout)
         assert all(r["healthy"] for r in status["components"])

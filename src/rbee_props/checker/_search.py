@@ -139,7 +139,8 @@ class _Search(Generic[S, C]):
         self.stack: list[_Frame[S]] = []
         self.seen: dict[Hashable, list[int]] = {}  # (k, ahead, states) -> indeterminate masks
         self.explored = 0
-        self.best: Stuck[S] | None = None
+        # the furthest stuck point: prefix (unwound only at the end), candidates, blocking op
+        self.best: tuple[Prefix, tuple[int, ...], int, tuple[S, ...]] | None = None
         self.best_depth = -1
 
     def apply(self, i: int) -> World[S]:
@@ -208,7 +209,7 @@ class _Search(Generic[S, C]):
             self.best_depth = depth
             cands = self.events.calls_before(node)
             states = tuple(self.world.values())
-            self.best = Stuck(_unwind(self.prefix), cands, node - 1 - self.n, states)
+            self.best = (self.prefix, cands, node - 1 - self.n, states)
 
     def forced(self, accepted: list[tuple[int, World[S]]]) -> bool | None:
         """Take a read-only op that keeps every current state, if there is one.
@@ -250,7 +251,8 @@ class _Search(Generic[S, C]):
                 self.stuck_at(node)
                 node = self.backtrack()
                 if node == -1 and self.best is not None:
-                    return self.best
+                    prefix, cands, blocking, states = self.best
+                    return Stuck(_unwind(prefix), cands, blocking, states)
         return Found(_unwind(self.prefix))
 
 

@@ -180,8 +180,11 @@ class StackMachineBase(RuleBasedStateMachine):
         self.models = _unique(nexts)[-MAX_MODELS:]
         return op
 
-    def fault(self, fault: FaultOp, action: Callable[[], Any]) -> Any:
-        """Inject a fault through the stack controller and apply it to every model."""
+    def fault(self, fault: FaultOp, action: Callable[[], Any], **details: Any) -> Any:
+        """Inject a fault through the stack controller and apply it to every model.
+
+        ``details`` (e.g. ``ms`` of a slow link) are recorded with the op for reproductions.
+        """
         started = time.monotonic()
         result = action()
         self.history.record(
@@ -190,7 +193,7 @@ class StackMachineBase(RuleBasedStateMachine):
             service="controller",
             method="FAULT",
             path=fault.target,
-            args={"target": fault.target},
+            args={"target": fault.target, **details},
             invoke=started,
             complete=time.monotonic(),
             outcome=Ok(0, None),

@@ -157,7 +157,7 @@ class FaultRules(StackMachineBase):
     def slow_link(self, hive: int, ms: int) -> None:
         """C14: delay queen<->hive traffic; every answer still arrives, once."""
         name = self.hive_name(hive)
-        self.fault(FaultOp("slow", name), lambda: self.stack.slow("queen", name, ms))
+        self.fault(FaultOp("slow", name), lambda: self.stack.slow("queen", name, ms), ms=ms)
 
     @_can(Fault.PARTITION)
     @rule()
