@@ -52,7 +52,7 @@ def expect(state: ClusterState) -> Expectation:
         if hive.reachable
     }
     processes = {
-        w.worker_id: ("not" if not w.alive else "may" if w.orphan else "must")
+        w.worker_id: ("may" if w.orphan else "not" if not w.alive else "must")
         for w in workers
         if w.origin == "spawned"
     }

@@ -214,9 +214,9 @@ def _hive_fault(state: ClusterState, kind: str, name: str) -> ClusterState:
         return worker.node == name and worker.origin == "spawned"
 
     if kind == "kill":
+        # every process of the hive is on its own now, also one the hive was about to kill
         workers = {
-            k: (attrs.evolve(w, orphan=True) if w.alive and on_hive(w) else w)
-            for k, w in state.workers.items()
+            k: (attrs.evolve(w, orphan=True) if on_hive(w) else w) for k, w in state.workers.items()
         }
         state = attrs.evolve(state, workers=workers)
         return state.with_hive(name, attrs.evolve(hive, up=False, paused=False))
@@ -229,6 +229,12 @@ def _hive_fault(state: ClusterState, kind: str, name: str) -> ClusterState:
         if kind == "restart":
             state = _doom(state, "terminate_hive", on_hive)
         state = _doom(state, "hive_restart", on_hive)  # orphans of the old incarnation
+        workers = {
+            k: (attrs.evolve(w, orphan=False, doomed=w.doomed or "hive_restart")
+                if w.orphan and on_hive(w) else w)
+            for k, w in state.workers.items()
+        }  # fmt: skip
+        state = attrs.evolve(state, workers=workers)  # the new hive reaps them
         fresh = attrs.evolve(
             hive, up=True, paused=False, incarnation=hive.incarnation + 1, uncertain=False
         )
