@@ -56,6 +56,7 @@ from typing import Any
 import _bench
 import attrs
 import httpx
+from hypothesis.reporting import with_reporter
 from hypothesis.stateful import invariant
 
 from rbee_props.config import default_config
@@ -155,9 +156,12 @@ def run_machine(context: RecordingContext, args: Any) -> dict[str, Any]:
     machine = recording(MACHINES[args.machine])
     config = machine_settings(max_examples=args.examples, steps=args.steps)
     progress(f"(a) {args.machine} machine: {args.examples} examples x {args.steps} steps ...")
-    wall, result = _bench.timed(
-        lambda: hunt(machine, context, config=config, seed=args.seed, shrink_budget=0, attempts=0)
-    )
+    with with_reporter(progress):  # Hypothesis' own reports go to stderr
+        wall, result = _bench.timed(
+            lambda: hunt(
+                machine, context, config=config, seed=args.seed, shrink_budget=0, attempts=0
+            )
+        )
     examples = context.examples_kept
     ops = [op for ex in examples for op in http_ops(ex)]
     snapshot_ops = [op for ex in examples for op in http_ops(ex) if op.index in ex.snapshot_ops]

@@ -13,6 +13,8 @@ stack is stopped. Clocks are ``time.monotonic``, from just before the ``hunt`` c
   examples and steps run up to the first failure are counted there too.
 - total: the whole ``hunt`` call: Hypothesis until it stops (the first failure ends its search;
   without one it runs all ``--examples``), shrinking by replay, the reproduction replays.
+- examples: machine examples Hypothesis ran before it stopped (it can exceed ``--examples``:
+  examples it discards, e.g. overruns, do not count towards that budget).
 - shrunk: steps in the finding's program after shrinking; property: the invariant it violates.
 - rate: how many of the 3 replays of the shrunk program failed with the same property.
 
@@ -30,7 +32,7 @@ load; compare runs on the same machine. The last stdout line is the same figures
 Run: ``.venv/bin/python benchmarks/time_to_find.py [--seeds N | --quick] [--bugs a,b]
 [--examples N] [--steps N] [--shrink-budget S] [--json FILE]``. ``--quick`` is 2 seeds. All 9
 bugs x 5 seeds take about 10-20 minutes. Every process it starts is stopped on exit, on error
-and on Ctrl-C / SIGTERM; progress goes to stderr.
+and on Ctrl-C / SIGTERM; progress (and Hypothesis' own reports) goes to stderr.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from collections import Counter
 from typing import Any
 
 import _bench
+from hypothesis.reporting import with_reporter
 
 from rbee_props.config import load_config
 from rbee_props.hunt import hunt, machine_settings
@@ -101,15 +104,16 @@ def one_hunt(bug: str, seed: int, args: Any) -> dict[str, Any]:
         context = TimedContext(stack, config)
         settings = machine_settings(max_examples=args.examples, steps=args.steps)
         t0 = time.monotonic()
-        result = hunt(
-            StackMachine,
-            context,
-            config=settings,
-            seed=seed,
-            shrink_budget=args.shrink_budget,
-            attempts=ATTEMPTS,
-            on_progress=on_progress,
-        )
+        with with_reporter(progress):  # Hypothesis' own reports go to stderr too
+            result = hunt(
+                StackMachine,
+                context,
+                config=settings,
+                seed=seed,
+                shrink_budget=args.shrink_budget,
+                attempts=ATTEMPTS,
+                on_progress=on_progress,
+            )
         total = time.monotonic() - t0
     finally:
         if context is not None:
