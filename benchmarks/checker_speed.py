@@ -244,6 +244,8 @@ def large(rng: random.Random, budget: float) -> list[dict[str, Any]]:
             row = row0 | {"history": label, **got, "verdict": result.verdict}
             row |= {"recording_seconds": recording, "partitions": len({e.key for e in entries})}
             row["indeterminate"] = sum(e.indeterminate for e in entries)
+            if label != "valid":
+                row["corrupted_op"] = wrong
             if isinstance(result, NotLinearizable):
                 row |= {"window": len(result.window), "window_has_wrong_op": wrong in result.window}
             if isinstance(result, Unknown):
@@ -308,7 +310,8 @@ def report(rows: list[dict[str, Any]], cmp: dict[str, Any]) -> dict[str, Any]:
     )
     for r in rows:
         if "reason" in r:
-            print(f"unknown, {r['model']} {r['n']:,} {r['history']}: {r['reason']}")
+            where = f" (corrupted op: {r['corrupted_op']})" if "corrupted_op" in r else ""
+            print(f"unknown, {r['model']} {r['n']:,} {r['history']}{where}: {r['reason']}")
         if r.get("skipped"):
             print(f"skipped, {r['model']} {r['n']:,}: {r['skipped']}")
         if r.get("window_has_wrong_op") is False:

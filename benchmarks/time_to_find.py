@@ -30,8 +30,10 @@ load; compare runs on the same machine. The last stdout line is the same figures
 (``--json FILE`` also writes them); JSON times are seconds.
 
 Run: ``.venv/bin/python benchmarks/time_to_find.py [--seeds N | --quick] [--bugs a,b]
-[--examples N] [--steps N] [--shrink-budget S] [--json FILE]``. ``--quick`` is 2 seeds. All 9
-bugs x 5 seeds take about 10-20 minutes. Every process it starts is stopped on exit, on error
+[--examples N] [--steps N] [--shrink-budget S] [--json FILE]``. ``--quick`` is 2 seeds. A run costs
+up to ~3 minutes per bug and seed (a miss runs every example, a find is shrunk for up to the
+shrink budget): ``--quick`` took 36 minutes on 2 cores, all 9 bugs x 5 seeds take 1-1.5 hours;
+``--bugs`` picks a subset. Every process it starts is stopped on exit, on error
 and on Ctrl-C / SIGTERM; progress (and Hypothesis' own reports) goes to stderr.
 """
 

@@ -219,6 +219,16 @@ def test_the_window_stays_near_the_stuck_ops_in_a_long_history():
     assert len(result.prefix) >= 290
 
 
+def test_timeouts_are_named_but_kept_out_of_the_window():
+    # (cost: every subset of the 7 pending timeouts may have taken effect, 2**7 of them)
+    h = [e(i, Write("x", 10 + i), Indeterminate("timeout"), i, i + 0.5) for i in range(7)]
+    h += [e(20, Write("x", 1), Ok(200), 30, 31), e(21, Read("x"), Ok(200, 2), 32, 33)]
+    result = regs(h, read_only=READ_ONLY["register"])
+    assert isinstance(result, NotLinearizable)
+    assert result.window == (21,)
+    assert "7 timed-out op(s)" in result.explanation and "..." in result.explanation
+
+
 # -- results, budget, input checks ---------------------------------------------------------------
 
 
@@ -243,6 +253,7 @@ def test_an_exhausted_budget_is_unknown_and_a_violation_elsewhere_still_fails():
     result = regs(many, max_states=5)
     assert isinstance(result, Unknown)
     assert "'x'" in result.reason and result.explored == 5
+    assert "furthest unplaced op 6" in regs(many, max_states=40).reason
     assert isinstance(regs(many), NotLinearizable)
     other = [e(7, Read("y"), Ok(200, 1), 20, 21)]
     assert isinstance(regs(many + other, max_states=5), NotLinearizable)

@@ -7,6 +7,12 @@ from a few lanes keep few ops in flight, and the memoised search of :mod:`._sear
 close to linear. Splitting per key (locality) keeps each search small; the verdict is the
 conjunction: one part not linearizable fails the history, a part out of budget makes it
 unknown unless another part fails, and only all parts linearizable is a pass.
+
+Cost (benchmarks/checker_speed.py): a valid history costs a few configurations per op, each
+costing a scan of the ops in flight; timeouts stay in flight to the end of their partition.
+Proving a history is NOT linearizable means exhausting every configuration before the stuck
+point, which grows with the ops in flight together and doubles with each timeout pending at
+once: keep partitions fine and bursts short, and set ``max_states`` to bound the time.
 """
 
 from __future__ import annotations
@@ -96,10 +102,11 @@ class LinearizabilityChecker(Generic[S, C]):
         freeze: makes a state hashable for memoisation (default :func:`freeze`).
         read_only: optional ``(call, outcome) -> bool``, true for ops that never change the
             state: from every state ``step`` rejects them or returns that state alone (a read;
-            in the rbee model, any ``Fail``). The search then takes such an op as soon as it
-            fits, without trying other orders: several times faster on read-heavy histories.
-            Declaring an op that can change the state makes the checker unsound; each
-            declared op is checked against the states the search meets (ValueError).
+            in today's rbee model, any ``Fail``: a refused call changes nothing). The search
+            takes such an op as soon as it fits, without trying other orders: several times
+            faster on read-heavy histories. Declaring an op that can change the state makes
+            the checker unsound; each declared op is checked against the states the search
+            meets (ValueError).
     """
 
     def __init__(
@@ -147,13 +154,19 @@ class LinearizabilityChecker(Generic[S, C]):
                 return self._explain(part, found)
             elif isinstance(found, OutOfBudget):
                 explored += found.explored
-                unknown.append(f"key {part[0].key!r} ({len(part)} ops)")
+                n_det = sum(not e.indeterminate for e in part)
+                where = f"key {part[0].key!r}: {found.furthest} of {n_det} ops linearized"
+                if found.blocking >= 0:
+                    where += f", furthest unplaced op {part[found.blocking].id!r}"
+                unknown.append(f"({where})")
         if unknown:
             reason = (
                 f"the search budget of {self.max_states} states per partition ran out in "
                 f"{len(unknown)} partition(s): {', '.join(unknown[:5])}"
-                f"{', ...' if len(unknown) > 5 else ''}; the other partitions are linearizable"
+                f"{', ...' if len(unknown) > 5 else ''}"
             )
+            if orders:
+                reason += f"; the other {len(orders)} partition(s) are linearizable"
             return Unknown(reason, explored)
         return Linearizable(_merge(orders))
 

@@ -6,8 +6,6 @@ can be put back exactly where they were, which is what backtracking does.
 
 from __future__ import annotations
 
-import bisect
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,14 +23,9 @@ class Events:
 
     def __init__(self, ops: Sequence[Entry[Any]]) -> None:
         n = len(ops)
-        ends = sorted(e.complete for e in ops if not e.indeterminate)
-        events = [(e.complete, 1, 0, 1 + n + i) for i, e in enumerate(ops) if not e.indeterminate]
-        for i, e in enumerate(ops):
-            if e.indeterminate:  # last among the calls before the first return at/after invoke
-                j = bisect.bisect_left(ends, e.invoke)
-                events.append((ends[j] if j < len(ends) else math.inf, 0, 1, 1 + i))
-            else:
-                events.append((e.invoke, 0, 0, 1 + i))
+        # calls before returns at equal times: ops whose intervals touch count as concurrent
+        events = [(e.invoke, 0, 1 + i) for i, e in enumerate(ops)]
+        events += [(e.complete, 1, 1 + n + i) for i, e in enumerate(ops) if not e.indeterminate]
         events.sort()
         self.n = n
         self.nxt = [-1] * (1 + 2 * n)
