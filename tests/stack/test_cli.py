@@ -10,7 +10,7 @@ import sys
 import psutil
 import pytest
 
-from rbee_props.stack._processes import RUN_ENV
+from tests._processes import leftover_processes
 
 pytestmark = pytest.mark.stack
 
@@ -29,18 +29,6 @@ def rbee_props(*args, env, cwd=None, timeout=60):
 @pytest.fixture
 def env(tmp_path):
     return dict(os.environ, RBEE_PROPS_HOME=str(tmp_path / "home"))
-
-
-def leftover_processes(env) -> list[psutil.Process]:
-    home = env["RBEE_PROPS_HOME"]
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if RUN_ENV in proc.environ() and home in " ".join(proc.cmdline()):
-                found.append(proc)
-        except psutil.Error:
-            pass
-    return found
 
 
 def assert_one_error_line(result, code, *fragments):

@@ -7,10 +7,9 @@ import signal
 import subprocess
 import sys
 
-import psutil
 import pytest
 
-from rbee_props.stack._processes import RUN_ENV
+from tests._processes import leftover_processes as leftovers
 
 pytestmark = pytest.mark.stack
 
@@ -25,18 +24,6 @@ def rbee_props(*args, env, timeout=300):
         [sys.executable, "-m", "rbee_props.cli", *args],
         capture_output=True, text=True, env=env, timeout=timeout,
     )  # fmt: skip
-
-
-def leftovers(env):
-    home = env["RBEE_PROPS_HOME"]
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if RUN_ENV in proc.environ() and home in " ".join(proc.cmdline()):
-                found.append(proc)
-        except psutil.Error:
-            pass
-    return found
 
 
 def test_run_finds_a_planted_bug_exports_it_and_replay_confirms_it(tmp_path, env):
