@@ -62,7 +62,7 @@ class StackWithoutBeehives(LocalStack):
     answer 401 anyway. The dev-mode-bypass test needs no beehives, so it skips that step.
     """
 
-    def _add_beehives(self) -> None:
+    def add_beehives(self) -> None:
         return None
 
 

@@ -20,7 +20,7 @@ import httpx
 from rbee_props.config import Config
 from rbee_props.findings import Violation
 from rbee_props.machines.phantom import PhantomPool
-from rbee_props.stack import Fault, LocalStack, Stack, WaitTimedOut
+from rbee_props.stack import Fault, Stack, WaitTimedOut
 
 __all__ = ["Failure", "MachineContext"]
 
@@ -97,20 +97,7 @@ class MachineContext:
         started = time.monotonic()
         self.release_ports()
         self.phantoms.release_all()
-        stack = self.stack
-        if stack.supports(Fault.PARTITION):
-            stack.heal()
-        if isinstance(stack, LocalStack):
-            for name, proc in stack.procs.items():
-                if proc.paused:
-                    stack.resume(name)
-                if not proc.alive():
-                    stack.start_component(name)
-            for worker in stack.workers():
-                with contextlib.suppress(Exception):
-                    import psutil
-
-                    psutil.Process(worker.pid).kill()
+        self.stack.recover()
         try:
             self._wait_empty(self.grace)
         except (WaitTimedOut, httpx.HTTPError):
@@ -129,7 +116,7 @@ class MachineContext:
     def _empty(self) -> bool:
         if not all(not ids for _, ids in self._lists()):
             return False
-        return not (isinstance(self.stack, LocalStack) and self.stack.workers())
+        return not (self.stack.sees_processes and self.stack.workers())
 
     def _wait_empty(self, timeout: float) -> None:
         self.stack.wait_until(self._empty, timeout, what="registries empty")
@@ -152,7 +139,7 @@ class MachineContext:
 
     def _restore_beehives(self) -> None:
         """Exactly one beehive per hive, as the stack registered them at start."""
-        if not isinstance(self.stack, LocalStack):
+        if not self.stack.owns_beehives:
             return
         stack = self.stack
         headers = {"Authorization": f"Bearer {stack.token}"}
@@ -167,7 +154,7 @@ class MachineContext:
                 timeout=5,
             )
         if set(stack.hives) - names:
-            stack._add_beehives()
+            stack.add_beehives()
 
     def close(self) -> None:
         self.release_ports()

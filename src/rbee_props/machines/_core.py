@@ -37,7 +37,7 @@ from rbee_props.model import settle as settle_model
 from rbee_props.model import step as model_step
 from rbee_props.redact import Redactor
 from rbee_props.snapshot import Process, Snapshot, listed_from
-from rbee_props.stack import LocalStack, WaitTimedOut
+from rbee_props.stack import WaitTimedOut
 
 __all__ = ["StackMachineBase", "recorded"]
 
@@ -232,7 +232,7 @@ class StackMachineBase(RuleBasedStateMachine):
                 if entries is not None:
                     hives[name] = entries
         processes = None
-        if isinstance(self.stack, LocalStack):
+        if self.stack.sees_processes:
             processes = tuple(
                 Process(pid=w.pid, worker_id=w.worker_id, hive=w.hive, ports=w.ports)
                 for w in self.stack.workers()

@@ -13,7 +13,6 @@ from rbee_props.invariants import explain
 from rbee_props.machines._bundles import hive_index, spawned
 from rbee_props.machines._core import StackMachineBase, recorded
 from rbee_props.model import Inference, ReadyCallback, Spawn
-from rbee_props.stack import LocalStack
 from rbee_props.stack._ports import port_is_free
 
 __all__ = ["ChurnRules", "stream_problems"]
@@ -49,7 +48,7 @@ class ChurnRules(StackMachineBase):
     def _ports_in_use(self, worker_id: str) -> set[int]:
         """Ports held by the test's own listeners and by every other worker process."""
         ports = set(self.ctx.held_ports())
-        if isinstance(self.stack, LocalStack):
+        if self.stack.sees_processes:
             for worker in self.stack.workers():
                 if worker.worker_id != worker_id:
                     ports.update(worker.ports)
@@ -87,7 +86,7 @@ class ChurnRules(StackMachineBase):
             )
         return worker_id
 
-    @precondition(lambda self: isinstance(self.stack, LocalStack))
+    @precondition(lambda self: bool(self.stack.worker_ports))
     @rule(hive=hive_index)
     @recorded
     def occupy_port(self, hive: int) -> None:
@@ -95,7 +94,6 @@ class ChurnRules(StackMachineBase):
 
         A foreign listener (or an orphan) holds that port now; the hive must skip it.
         """
-        assert isinstance(self.stack, LocalStack)
         low, high = self.stack.worker_ports[self.hive_name(hive)]
         for port in range(low, high + 1):
             if port_is_free(port) and self.ctx.hold_port(port):

@@ -15,7 +15,7 @@ from rbee_props.errors import UsageError
 from rbee_props.machines._bundles import component_index, hive_index, spawned
 from rbee_props.machines._core import StackMachineBase, recorded
 from rbee_props.model import FaultOp
-from rbee_props.stack import Fault, LocalStack
+from rbee_props.stack import Fault
 
 __all__ = ["FaultRules"]
 
@@ -54,7 +54,6 @@ class FaultRules(StackMachineBase):
     @recorded
     def kill_worker(self, worker_id: str) -> None:
         """C01: SIGKILL a worker; it must leave both registries within G."""
-        assert isinstance(self.stack, LocalStack)
         stack = self.stack
 
         def kill() -> None:
@@ -68,7 +67,6 @@ class FaultRules(StackMachineBase):
     @recorded
     def pause_worker(self, worker_id: str) -> None:
         """C07/S20: a frozen worker fails its health checks: evicted and killed within G."""
-        assert isinstance(self.stack, LocalStack)
         stack = self.stack
 
         def pause() -> None:
@@ -107,7 +105,6 @@ class FaultRules(StackMachineBase):
         if not down:
             return
         name = down[pick % len(down)]
-        assert isinstance(self.stack, LocalStack)
         stack = self.stack
         self.fault(FaultOp("start", name), lambda: stack.start_component(name))
 

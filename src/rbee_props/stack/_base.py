@@ -87,6 +87,12 @@ class Stack:
     """
 
     capabilities: frozenset[Fault] = frozenset()
+    #: whether ``workers()`` shows the worker processes (process-registry agreement, S20/C09)
+    sees_processes: bool = False
+    #: whether the stack registered its hives as beehives itself (and may put them back)
+    owns_beehives: bool = False
+    #: hive -> (first, last) port of its worker range, where the test process shares the ports
+    worker_ports: Mapping[str, tuple[int, int]] = {}
 
     # -- what every backend provides ---------------------------------------------------------
     @property
@@ -153,6 +159,19 @@ class Stack:
         """Stop ``component`` (if running) and start it again on the same port and data."""
         self.require(Fault.RESTART)
 
+    def start_component(self, component: str) -> None:
+        """Start a component that was killed or terminated (a no-op when it runs)."""
+        self.require(Fault.RESTART)
+
+    def recover(self) -> None:
+        """Undo every fault and stop every worker: heal links, resume paused and start stopped
+        components, kill worker processes (the reset between examples; registries then drain)."""
+        if self.supports(Fault.PARTITION):
+            self.heal()
+
+    def add_beehives(self) -> None:
+        """Register every hive as a beehive at the queen (only when ``owns_beehives``)."""
+
     def pause(self, component: str) -> None:
         """Freeze ``component`` (SIGSTOP / docker pause)."""
         self.require(Fault.PAUSE)
@@ -164,6 +183,10 @@ class Stack:
     def kill_worker(self, worker_id: str) -> None:
         """SIGKILL the process of worker ``worker_id``."""
         self.require(Fault.KILL_WORKER)
+
+    def pause_worker(self, worker_id: str) -> None:
+        """SIGSTOP the process of worker ``worker_id``: alive, but answering nothing."""
+        self.require(Fault.PAUSE)
 
     def partition(self, a: str, b: str) -> None:
         """Cut the traffic between components ``a`` and ``b`` (both directions)."""

@@ -90,6 +90,8 @@ class LocalStack(Stack):
             Fault.SLOW,
         }
     )
+    sees_processes = True
+    owns_beehives = True
 
     def __init__(self, config: Config, *, detached: bool = False, keep_run_dir: bool = False):
         self.config = config
@@ -152,7 +154,7 @@ class LocalStack(Stack):
             self._start_watchdog()
         self._start_proxy()
         self._start_component("queen")
-        self._add_beehives()
+        self.add_beehives()
         for hive in self._hive_names():
             self._start_component(hive)
         self._write_state()
@@ -302,7 +304,7 @@ class LocalStack(Stack):
             )
             raise ComponentDidNotStart(msg, component=name) from exc
 
-    def _add_beehives(self) -> None:
+    def add_beehives(self) -> None:
         """Register each hive as a beehive at the queen, reachable through its proxy link."""
         headers = {"Authorization": f"Bearer {self._token}"}
         for hive in self._hive_names():
@@ -435,6 +437,18 @@ class LocalStack(Stack):
         if not self._proc(component).alive():
             self._launch(component)
             self._write_state()
+
+    def recover(self) -> None:
+        """Heal every link, resume paused and start stopped components, kill every worker."""
+        self.heal()
+        for name, proc in self.procs.items():
+            if proc.paused:
+                self.resume(name)
+            if not proc.alive():
+                self.start_component(name)
+        for worker in self.workers():
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(worker.pid).kill()
 
     def pause(self, component: str) -> None:
         proc = self._proc(component)
