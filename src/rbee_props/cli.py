@@ -301,5 +301,14 @@ def _register_hunt_commands() -> None:
 
 _register_hunt_commands()
 
+
+def _register_load_command() -> None:
+    from rbee_props._cli_load import register
+
+    register(main, handle_errors, _config, _bugs, _raise_interrupted)
+
+
+_register_load_command()
+
 if __name__ == "__main__":
     main()
