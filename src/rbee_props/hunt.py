@@ -14,12 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import attrs
+import httpx
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import Flaky, FlakyStrategyDefinition
 from hypothesis.stateful import get_state_machine_test
 
 from rbee_props.config import Config
+from rbee_props.errors import InternalError, RbeePropsError, StackError
 from rbee_props.findings import Violation
 from rbee_props.machines import MachineContext, StackMachineBase
 from rbee_props.machines._context import Failure
@@ -71,7 +73,9 @@ def run_hypothesis(
     context.seed = seed
     try:
         test()
-    except (Flaky, FlakyStrategyDefinition):
+    except (Flaky, FlakyStrategyDefinition) as exc:
+        if not context.failures:
+            raise_unrecorded(exc)
         return True
     except Violation:
         return False
@@ -80,6 +84,33 @@ def run_hypothesis(
             raise
         return bool(group.subgroup((Flaky, FlakyStrategyDefinition)))
     return False
+
+
+def raise_unrecorded(flaky: BaseException) -> None:
+    """A ``Flaky`` without a recorded violation: an error of the run itself, never "no finding".
+
+    Hypothesis calls a failure flaky when its replay passes. When no invariant was violated,
+    the failure was something else (the stack stopped answering, an error in a rule): surface
+    it, as a StackError when the stack is to blame, else as an InternalError.
+    """
+    causes = [flaky]
+    if isinstance(flaky, BaseExceptionGroup):
+        causes = list(flaky.exceptions) or causes
+    cause = causes[0]
+    if isinstance(cause, RbeePropsError):
+        raise cause
+    text = f"{type(cause).__name__}: {cause}".strip()
+    if isinstance(cause, (httpx.HTTPError, OSError)):
+        msg = (
+            f"the run stopped on a stack error that did not happen again on replay ({text}); "
+            "check the components' logs and run again with the printed seed"
+        )
+        raise StackError(msg) from flaky
+    msg = (
+        f"the run stopped on an error that did not happen again on replay ({text}); "
+        "this is a bug in rbee-props or in a custom rule: report it with the printed seed"
+    )
+    raise InternalError(msg) from flaky
 
 
 def hunt(
@@ -100,29 +131,31 @@ def hunt(
     context.failures.clear()
     try:
         flaky = run_hypothesis(machine, context, config=config, seed=seed)
+        smallest = context.smallest_failure()
+        result = HuntResult(
+            failure=smallest,
+            finding=None,
+            examples=context.examples - examples_before,
+            steps=context.steps - steps_before,
+            seconds=0.0,
+            flaky=flaky,
+            seed=seed,
+        )
+        if smallest is not None:
+            result.finding, result.failure = finish(
+                smallest, machine, context, machine_name=machine_name,
+                shrink_budget=shrink_budget, attempts=attempts, on_progress=on_progress,
+            )  # fmt: skip
+            if out is not None:
+                result.path = export_finding(result.finding, out, secrets=(context.stack.token,))
     except KeyboardInterrupt:
+        # Ctrl-C while searching or shrinking: keep the smallest failing program seen so far
+        # (replays during shrinking record theirs too), marked as not replayed (attempts 0)
         interrupted = context.smallest_failure()
         if interrupted is not None and out is not None:
             finding = make_finding(interrupted, machine_name, context.config, 0, 0)
             export_finding(finding, out, secrets=(context.stack.token,))
         raise
-    smallest = context.smallest_failure()
-    result = HuntResult(
-        failure=smallest,
-        finding=None,
-        examples=context.examples - examples_before,
-        steps=context.steps - steps_before,
-        seconds=0.0,
-        flaky=flaky,
-        seed=seed,
-    )
-    if smallest is not None:
-        result.finding, result.failure = finish(
-            smallest, machine, context, machine_name=machine_name,
-            shrink_budget=shrink_budget, attempts=attempts, on_progress=on_progress,
-        )  # fmt: skip
-        if out is not None:
-            result.path = export_finding(result.finding, out, secrets=(context.stack.token,))
     result.seconds = time.monotonic() - started
     return result
 
@@ -146,7 +179,7 @@ def finish(
     if on_progress:
         on_progress(f"shrinking {failure.violation.signature} ({len(failure.program)} steps)")
     program, shrunk = shrink_program(
-        failure.program, fails, invariant=invariant, budget=shrink_budget
+        failure.program, fails, invariant=invariant, budget=shrink_budget, machine=machine
     )
     best = shrunk or failure
     if on_progress:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -68,6 +69,27 @@ def test_ctrl_c_during_run_stops_everything(tmp_path, env):
         run.send_signal(signal.SIGINT)
         assert run.wait(60) == 130
         assert "interrupted" in run.stderr.read()
+    assert leftovers(env) == []
+
+
+def test_ctrl_c_while_shrinking_keeps_the_finding_so_far(tmp_path, env):
+    out = tmp_path / "findings"
+    with subprocess.Popen(
+        [sys.executable, "-m", "rbee_props.cli", "run", "--budget", "5m", "--seed", "7",
+         "--bugs", "ready-unknown-200", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    ) as run:  # fmt: skip
+        for line in run.stdout:
+            if line.startswith("shrinking"):  # a failure is recorded; replays take seconds
+                break
+        run.send_signal(signal.SIGINT)
+        assert run.wait(60) == 130
+        assert "interrupted" in run.stderr.read()
+    (finding,) = out.glob("*/finding.json")
+    data = json.loads(finding.read_text())
+    assert data["violation"]["invariant"] == "S05"
+    assert data["attempts"] == 0  # written at the interrupt, not replayed
+    assert (finding.parent / "REPORT.md").exists()
     assert leftovers(env) == []
 
 

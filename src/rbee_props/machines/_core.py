@@ -119,6 +119,7 @@ class StackMachineBase(RuleBasedStateMachine):
         self.convergence: list[float] = []
         self.deferred = False
         self.unsettled = False
+        self.last_seen: Snapshot | None = None
 
     @classmethod
     def bind(cls, context: MachineContext) -> type[StackMachineBase]:
@@ -257,9 +258,20 @@ class StackMachineBase(RuleBasedStateMachine):
             for n in nodes
         }
 
+    def _loading(self) -> bool:
+        """Whether the last snapshot showed a worker still loading at its hive.
+
+        Registration at the queen follows the ready callback, so the grace window of S21 starts
+        when loading ends; loading itself may last up to the hive's ready timeout (contract §7).
+        """
+        seen = self.last_seen
+        return seen is not None and any(
+            entry.state == "loading" for entries in seen.hives.values() for entry in entries
+        )
+
     def _violations(self) -> tuple[list[Violation], list[Violation], list[ClusterState]]:
         """(immediate violations, eventual violations of the closest model, models that hold)."""
-        seen = self.snapshot()
+        seen = self.last_seen = self.snapshot()
         best: list[Violation] | None = None
         holding = []
         for state in self.models:
@@ -303,7 +315,10 @@ class StackMachineBase(RuleBasedStateMachine):
             return False
 
         try:
-            self.stack.wait_until(holds, self.ctx.grace, what="invariants")
+            self.stack.wait_until(
+                holds, self.ctx.grace, what="invariants", extend_while=self._loading,
+                at_most=self.ctx.grace + self.ctx.config.timings.ready_timeout,
+            )  # fmt: skip
         except WaitTimedOut as exc:
             first = result["eventual"][0]
             first.waited = exc.elapsed
@@ -313,6 +328,16 @@ class StackMachineBase(RuleBasedStateMachine):
         self.unsettled = False
         self.convergence.append(time.monotonic() - started)
         self.after_step()
+
+    def settle_first(self) -> None:
+        """Converge now if the previous step was a fault whose consequences are still due.
+
+        Used before undoing a fault (starting what it took down): otherwise the undo would hide
+        what the fault left behind, e.g. the workers a SIGTERM'd hive failed to stop (C09).
+        """
+        if self.deferred or self.unsettled:
+            self.deferred = False
+            self.converge()
 
     def teardown(self) -> None:
         try:

@@ -105,8 +105,8 @@ class FaultRules(StackMachineBase):
         if not down:
             return
         name = down[pick % len(down)]
-        stack = self.stack
-        self.fault(FaultOp("start", name), lambda: stack.start_component(name))
+        self.settle_first()
+        self.fault(FaultOp("start", name), lambda: self.stack.start_component(name))
 
     @_can(Fault.RESTART)
     @rule(component=component_index)

@@ -17,10 +17,23 @@ from typing import Any
 __all__ = ["Phantom", "PhantomPool"]
 
 
-class Phantom:
-    """One phantom worker server."""
+class QuietServer(ThreadingHTTPServer):
+    """A threading HTTP server that does not print a traceback when a client hangs up.
 
-    def __init__(self) -> None:
+    Health checkers and the proxy close connections mid-reply all the time (timeouts, killed
+    components); that is expected traffic for a phantom worker, not an error worth a traceback.
+    """
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return None
+
+
+class Phantom:
+    """One phantom worker server, listening on ``host`` (where the queen can reach it)."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.worker_id: str | None = None
         self.lock = threading.Lock()
         phantom = self
@@ -81,10 +94,10 @@ class Phantom:
                 else:
                     self._send(404, {"error": {"code": "NOT_FOUND", "message": "no such route"}})
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietServer((host, 0), Handler)
         self.server.daemon_threads = True
         self.port = int(self.server.server_address[1])
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -101,13 +114,14 @@ class Phantom:
 class PhantomPool:
     """A fixed pool of phantoms leased to worker ids."""
 
-    def __init__(self, size: int = 8) -> None:
+    def __init__(self, size: int = 8, *, host: str = "127.0.0.1") -> None:
         self.size = size
+        self.host = host
         self.phantoms: list[Phantom] = []
 
     def _ensure(self) -> None:
         if not self.phantoms:
-            self.phantoms = [Phantom() for _ in range(self.size)]
+            self.phantoms = [Phantom(self.host) for _ in range(self.size)]
 
     def lease(self, worker_id: str) -> str | None:
         """The URL of a free phantom now answering as ``worker_id``, or None when all are taken."""

@@ -19,6 +19,7 @@ from rbee_props.config import Config, load_config
 from rbee_props.findings import Violation
 from rbee_props.machines import MACHINES, MachineContext, StackMachineBase
 from rbee_props.machines._context import Failure
+from rbee_props.repro._substitute import single_steps
 from rbee_props.stack import make_stack
 
 __all__ = [
@@ -92,29 +93,76 @@ def shrink_program(
     *,
     invariant: str,
     budget: float = 120.0,
+    machine: type[StackMachineBase] | None = None,
 ) -> tuple[list[Mapping[str, Any]], Failure | None]:
-    """Greedy delta debugging: drop chunks of steps while the same invariant still fails.
+    """Shrink ``program`` while the same invariant still fails, within ``budget`` seconds.
 
-    Each candidate is replayed once against the live stack; the search stops at ``budget``
-    seconds and returns the smallest failing program found, with its failure.
+    Two passes, repeated while either makes progress: greedy delta debugging (drop chunks of
+    steps, and the steps that use what they bound), then, given the ``machine``, substitution
+    (replace the steps from some point to the failing one by a single rule, see
+    ``_substitute``). Each candidate is replayed once against the live stack; a candidate whose
+    replay raises counts as not failing. Returns the smallest failing program found, with its
+    failure (None when no candidate failed).
     """
-    current = list(program)
-    best: Failure | None = None
     deadline = time.monotonic() + budget
+
+    def still_fails(candidate: Program) -> Failure | None:
+        if not candidate or time.monotonic() >= deadline:
+            return None
+        try:
+            failure = fails(candidate)
+        except Exception:  # a candidate the machine cannot run does not fail
+            return None
+        return failure if failure is not None and failure.violation.invariant == invariant else None
+
+    current, best = _drop_chunks(list(program), still_fails, deadline)
+    while machine is not None and time.monotonic() < deadline:
+        substituted = _substitute(current, still_fails, machine)
+        if substituted is None:
+            break
+        current, best = substituted
+        current, shorter = _drop_chunks(current, still_fails, deadline)
+        best = shorter or best
+    return current, best
+
+
+def _drop_chunks(
+    current: list[Mapping[str, Any]],
+    still_fails: Callable[[Program], Failure | None],
+    deadline: float,
+) -> tuple[list[Mapping[str, Any]], Failure | None]:
+    best: Failure | None = None
     size = max(len(current) // 2, 1)
     while size >= 1 and time.monotonic() < deadline:
         index, changed = 0, False
         while index < len(current) and time.monotonic() < deadline:
             removed = _dependents(current, set(range(index, min(index + size, len(current)))))
             candidate = [s for i, s in enumerate(current) if i not in removed]
-            failure = fails(candidate) if candidate else None
-            if failure is not None and failure.violation.invariant == invariant:
+            failure = still_fails(candidate)
+            if failure is not None:
                 current, best, changed = candidate, failure, True
             else:
                 index += size
         if not changed:
             size //= 2
     return current, best
+
+
+def _substitute(
+    current: list[Mapping[str, Any]],
+    still_fails: Callable[[Program], Failure | None],
+    machine: type[StackMachineBase],
+) -> tuple[list[Mapping[str, Any]], Failure] | None:
+    """The first shorter program with one step in place of a run ending at the failing step."""
+    for start in range(len(current) - 1):  # the longest runs first: the biggest gain
+        prefix = current[:start]
+        bound = [str(step["binds"]) for step in prefix if step.get("binds")]
+        for step in single_steps(machine, current[start:], bound):
+            candidate = [*prefix, step]
+            failure = still_fails(candidate)
+            if failure is not None:
+                return candidate, failure
+    return None
 
 
 def reproduction_rate(program: Program, fails: Callable[[Program], Failure | None], *,

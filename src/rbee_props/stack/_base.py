@@ -61,22 +61,33 @@ def poll_until(
     what: str = "condition",
     first_delay: float = 0.01,
     max_delay: float = 0.25,
+    extend_while: Callable[[], bool] | None = None,
+    at_most: float | None = None,
 ) -> float:
     """Poll ``predicate`` with exponential backoff; return the seconds until it held.
 
+    ``extend_while``: while it returns True (asked after each failed poll), the deadline moves
+    to ``timeout`` seconds from now, but never past ``at_most`` seconds from the start. It lets a
+    grace window start when a slow transition ends (a worker still loading) rather than when the
+    wait began.
+
     Raises:
-        WaitTimedOut: it did not hold within ``timeout`` seconds.
+        WaitTimedOut: it did not hold within ``timeout`` seconds (plus extensions).
     """
     start = time.monotonic()
+    deadline = start + timeout
+    cap = start + max(at_most if at_most is not None else timeout, timeout)
     delay = first_delay
     while True:
         if predicate():
             return time.monotonic() - start
-        elapsed = time.monotonic() - start
-        if elapsed >= timeout:
-            msg = f"{what} did not hold within {timeout:g}s"
-            raise WaitTimedOut(msg, elapsed=elapsed, what=what)
-        time.sleep(min(delay, max(timeout - elapsed, 0.001)))
+        now = time.monotonic()
+        if extend_while is not None and extend_while():
+            deadline = min(max(deadline, now + timeout), cap)
+        if now >= deadline:
+            msg = f"{what} did not hold within {now - start:.3g}s"
+            raise WaitTimedOut(msg, elapsed=now - start, what=what)
+        time.sleep(min(delay, max(deadline - now, 0.001)))
         delay = min(delay * 1.6, max_delay)
 
 
@@ -93,6 +104,8 @@ class Stack:
     owns_beehives: bool = False
     #: hive -> (first, last) port of its worker range, where the test process shares the ports
     worker_ports: Mapping[str, tuple[int, int]] = {}
+    #: the address at which the components reach the test process (its phantom workers)
+    callback_host: str = "127.0.0.1"
 
     # -- what every backend provides ---------------------------------------------------------
     @property
@@ -228,13 +241,24 @@ class Stack:
                 raise ComponentDidNotStart(msg, component=name) from exc
         return time.monotonic() - start
 
-    def wait_until(self, predicate: Callable[[], bool], timeout: float, *, what: str = "") -> float:
-        """Poll ``predicate`` with backoff; return how long it took to hold.
+    def wait_until(
+        self,
+        predicate: Callable[[], bool],
+        timeout: float,
+        *,
+        what: str = "",
+        extend_while: Callable[[], bool] | None = None,
+        at_most: float | None = None,
+    ) -> float:
+        """Poll ``predicate`` with backoff; return how long it took to hold (see ``poll_until``).
 
         Raises:
             WaitTimedOut: it did not hold within ``timeout`` (``elapsed`` on the error).
         """
-        return poll_until(predicate, timeout, what=what or "condition")
+        return poll_until(
+            predicate, timeout, what=what or "condition", extend_while=extend_while,
+            at_most=at_most,
+        )  # fmt: skip
 
     def describe_failure(self, component: str) -> str:
         """A hint for a component that is not healthy (local: the last lines of its log)."""

@@ -1,0 +1,112 @@
+"""Replay shrinking without a stack: which candidates it tries and what it keeps.
+
+``fails`` here is a pure stand-in for "replay against the stack": it fails when the candidate
+still holds what the (imaginary) bug needs, so the result of each pass is exact.
+"""
+
+from __future__ import annotations
+
+from rbee_props.findings import Violation
+from rbee_props.machines import StackMachine
+from rbee_props.machines._context import Failure
+from rbee_props.repro._substitute import single_steps
+from rbee_props.repro.replay import shrink_program
+
+
+def step(rule, binds=None, **args):
+    entry = {"rule": rule, "args": args}
+    if binds:
+        entry["binds"] = binds
+    return entry
+
+
+def failure(invariant="S05"):
+    violation = Violation(invariant, explains="", expected="404", observed="200")
+    return Failure(violation=violation, program=[], history=[])
+
+
+def test_chunks_and_the_steps_that_use_their_variables_are_dropped():
+    program = [
+        step("first_worker", "v1", hive="hive1"),
+        step("spawn", "v2", hive="hive2"),
+        step("inference", max_tokens=3),
+        step("kill_worker", worker_id={"$var": "v2"}),
+        step("register_duplicate", worker_id={"$var": "v1"}),
+    ]
+    tried = []
+
+    def fails(candidate):
+        tried.append([s["rule"] for s in candidate])
+        rules = [s["rule"] for s in candidate]
+        found = "first_worker" in rules and "register_duplicate" in rules
+        return failure("S02") if found else None
+
+    shrunk, best = shrink_program(program, fails, invariant="S02", budget=60)
+    assert [s["rule"] for s in shrunk] == ["first_worker", "register_duplicate"]
+    assert best is not None and best.violation.invariant == "S02"
+    # dropping the first two steps took the steps using v1 and v2 with them, in one candidate
+    assert tried[0] == ["inference"]
+
+
+def test_another_invariant_does_not_count_as_still_failing():
+    program = [step("first_worker", "v1", hive="hive1"), step("inference", max_tokens=1)]
+    shrunk, best = shrink_program(
+        program, lambda candidate: failure("S13"), invariant="S05", budget=60
+    )
+    assert shrunk == program and best is None
+
+
+def test_a_candidate_whose_replay_raises_does_not_fail():
+    program = [step("first_worker", "v1", hive="hive1"), step("inference", max_tokens=1)]
+
+    def fails(candidate):
+        if len(candidate) < 2:
+            raise KeyError("worker_id")
+        return failure()
+
+    shrunk, _ = shrink_program(program, fails, invariant="S05", budget=60)
+    assert shrunk == program
+
+
+def test_substitution_replaces_a_run_of_steps_by_the_one_step_the_bug_needs():
+    # a ready callback for an id the hive does not know answers 200: the bug needs one step
+    program = [
+        step("first_worker", "v1", hive="hive2"),
+        step("shutdown_worker", worker_id={"$var": "v1"}),
+        step("ready_again", worker_id={"$var": "v1"}),
+    ]
+
+    def fails(candidate):
+        rules = [s["rule"] for s in candidate]
+        if rules == ["ready_unknown"] or rules[-2:] == ["shutdown_worker", "ready_again"]:
+            return failure()
+        return None
+
+    without, _ = shrink_program(program, fails, invariant="S05", budget=60)
+    assert len(without) == 3  # deleting alone cannot get there
+    shrunk, best = shrink_program(program, fails, invariant="S05", budget=60, machine=StackMachine)
+    assert [s["rule"] for s in shrunk] == ["ready_unknown"]
+    assert shrunk[0]["args"] == {"hive": "hive2"}  # the hive the replaced steps used
+    assert best is not None
+
+
+def test_single_steps_prefer_rules_named_like_the_failing_one_and_use_bound_variables():
+    window = [
+        step("shutdown_worker", worker_id={"$var": "v1"}),
+        step("ready_again", worker_id={"$var": "v1"}),
+    ]
+    candidates = list(single_steps(StackMachine, window, bound=["v1"]))
+    assert candidates[0]["rule"] == "ready_again"
+    names = [c["rule"] for c in candidates]
+    assert "ready_unknown" in names[:4]
+    kill = next(c for c in candidates if c["rule"] == "kill_worker")
+    assert kill["args"] == {"worker_id": {"$var": "v1"}}
+    spawn = next(c for c in candidates if c["rule"] == "spawn")
+    assert spawn["binds"] == "v2" and spawn["args"] == {"hive": 0}
+
+
+def test_a_bundle_argument_without_a_bound_variable_is_not_offered():
+    window = [step("first_worker", "v1", hive="hive1"), step("inference", max_tokens=2)]
+    names = {c["rule"] for c in single_steps(StackMachine, window, bound=[])}
+    assert "kill_worker" not in names and "register_duplicate" not in names
+    assert {"ready_unknown", "spawn", "inference"} <= names
