@@ -7,15 +7,61 @@ list reads are GETs).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import ssl
+from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import Any
 
+import attrs
 import httpx
 from schemathesis import Response
 
-__all__ = ["error_code", "get_json", "resend", "worker_ids"]
+__all__ = [
+    "Probe",
+    "client",
+    "current_probes",
+    "error_code",
+    "get_json",
+    "recording_probes",
+    "resend",
+    "worker_ids",
+]
+
+
+@attrs.frozen
+class Probe:
+    """One re-sent request and the status it got (what a reproduction must replay)."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+    status: int
+
+
+_PROBES: contextvars.ContextVar[list[Probe] | None] = contextvars.ContextVar(
+    "rbee_fuzz_probes", default=None
+)
+
+
+def current_probes() -> list[Probe] | None:
+    """The list :func:`recording_probes` is filling in this context, if any."""
+    return _PROBES.get()
+
+
+@contextlib.contextmanager
+def recording_probes() -> Iterator[list[Probe]]:
+    """Collect every :func:`resend` made inside the block (in this thread) into a list."""
+    probes: list[Probe] = []
+    token = _PROBES.set(probes)
+    try:
+        yield probes
+    finally:
+        _PROBES.reset(token)
+
 
 TIMEOUT = 10.0
 #: how much of a re-sent request's answer is read (a stream is cut there)
@@ -28,8 +74,9 @@ def _tls() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-def _client() -> httpx.Client:
-    return httpx.Client(timeout=TIMEOUT, trust_env=False, verify=_tls())
+def client(timeout: float = TIMEOUT) -> httpx.Client:
+    """An httpx client for the fuzz layer's own requests (sharing one TLS context)."""
+    return httpx.Client(timeout=timeout, trust_env=False, verify=_tls())
 
 
 def error_code(body: bytes) -> str | None:
@@ -57,23 +104,26 @@ def resend(response: Response, authorization: str | None) -> tuple[int, bytes]:
     body = request.body
     content = body.encode() if isinstance(body, str) else body if isinstance(body, bytes) else b""
     with (
-        _client() as client,
-        client.stream(str(request.method), str(request.url), headers=headers, content=content) as r,
+        client() as http,
+        http.stream(str(request.method), str(request.url), headers=headers, content=content) as r,
     ):
         read = b""
         for chunk in r.iter_raw():
             read += chunk
             if len(read) >= READ_LIMIT:
                 break
-        return r.status_code, read
+    log = _PROBES.get()
+    if log is not None:
+        log.append(Probe(str(request.method), str(request.url), headers, content, r.status_code))
+    return r.status_code, read
 
 
 def get_json(url: str, token: str | None) -> Any:
     """``GET url`` with the token; the JSON of a 200, else None (also when unreachable)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with _client() as client:
-            reply = client.get(url, headers=headers)
+        with client() as http:
+            reply = http.get(url, headers=headers)
         return reply.json() if reply.status_code == 200 else None
     except (httpx.HTTPError, ValueError):
         return None

@@ -16,15 +16,18 @@ import attrs
 import httpx
 
 from rbee_props.errors import StackError, UsageError
+from rbee_props.fuzz._probe import client
 from rbee_props.stack import Fault, Stack, WaitTimedOut, poll_until
 
 __all__ = [
     "LiveWorker",
     "discard_worker",
+    "forget_beehive",
     "remove_beehives",
     "retire_worker",
     "retire_workers",
     "spawn_worker",
+    "worker_answers",
 ]
 
 TIMEOUT = 10.0
@@ -139,6 +142,24 @@ def retire_workers(stack: Stack, *, keep: Collection[str] = ()) -> list[str]:
     return retired
 
 
+def worker_answers(url: str) -> bool:
+    """Whether the worker at ``url`` answers its health route."""
+    try:
+        return httpx.get(f"{url.rstrip('/')}/health", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def forget_beehive(stack: Stack, name: str) -> None:
+    """Remove the beehive ``name`` at the queen, so the queen stops polling its made-up host."""
+    with client() as http:
+        http.post(
+            f"{stack.urls['queen']}/v2/registry/beehives/remove",
+            json={"node_name": name},
+            headers=_headers(stack.token),
+        )
+
+
 def remove_beehives(stack: Stack, *, keep: Collection[str]) -> list[str]:
     """Remove every beehive at the queen except ``keep`` (the stack's own hives)."""
     removed = []
@@ -147,11 +168,6 @@ def remove_beehives(stack: Stack, *, keep: Collection[str]) -> list[str]:
         name = node.get("node_name")
         if name in keep:
             continue
-        httpx.post(
-            f"{queen}/v2/registry/beehives/remove",
-            json={"node_name": name},
-            headers=_headers(stack.token),
-            timeout=TIMEOUT,
-        )
+        forget_beehive(stack, str(name))
         removed.append(str(name))
     return removed

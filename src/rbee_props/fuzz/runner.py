@@ -5,6 +5,8 @@ selftests need the same cases and checks without pytest, and an answer per check
 first failure: :func:`fuzz` sends every case to the live service, runs each check on its own and
 collects what failed in a :class:`FuzzReport`. It generates (seeded, so a run repeats) but does
 not shrink: it answers "does this check fail?", the pytest suites give the minimal example.
+Campaigns (:mod:`~rbee_props.fuzz.campaign`) add a time budget, de-duplication, shrinking and the
+example database on top.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ import hypothesis
 import hypothesis.errors
 from schemathesis import Case, GenerationMode, Response
 from schemathesis.checks import CheckFunction
-from schemathesis.core.failures import FailureGroup
 from schemathesis.core.result import Ok
 from schemathesis.schemas import BaseSchema
 
+from rbee_props.fuzz._judge import judge
 from rbee_props.fuzz.specs import call_kwargs
 from rbee_props.fuzz.suite import checks_for, is_destructive
 
@@ -55,12 +57,6 @@ class FuzzReport:
         for name, messages in sorted(self.failures.items()):
             lines.append(f"  {name}: {messages[0].splitlines()[0] if messages else ''}")
         return "\n".join(lines)
-
-
-def _messages(exc: BaseException) -> list[str]:
-    if isinstance(exc, FailureGroup):
-        return [f"{failure.title}: {failure.message}".strip() for failure in exc.exceptions]
-    return [str(exc)]
 
 
 def fuzz(
@@ -103,17 +99,11 @@ def fuzz(
                     return
                 response = case.call(**target)
                 sent += 1
-                for check in checks if checks is not None else checks_for(case):
-                    try:
-                        case.validate_response(
-                            response,
-                            checks=[check],
-                            headers=target["headers"],
-                            transport_kwargs=dict(target),
-                        )
-                    except (FailureGroup, AssertionError) as exc:
-                        kept = failures.setdefault(check.__name__, [])
-                        kept.extend(_messages(exc)[: max(KEEP - len(kept), 0)])
+                chosen = checks if checks is not None else checks_for(case)
+                judgement = judge(case, response, list(chosen), target=target)
+                for name in judgement.failures:
+                    kept = failures.setdefault(name, [])
+                    kept.extend(judgement.messages(name)[: max(KEEP - len(kept), 0)])
                 if after is not None:
                     after(response, case)
 
