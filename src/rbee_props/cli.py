@@ -302,6 +302,15 @@ def _register_hunt_commands() -> None:
 _register_hunt_commands()
 
 
+def _register_fuzz_command() -> None:
+    from rbee_props._cli_fuzz import register
+
+    register(main, handle_errors, _config, _bugs)
+
+
+_register_fuzz_command()
+
+
 def _register_load_command() -> None:
     from rbee_props._cli_load import register
 
