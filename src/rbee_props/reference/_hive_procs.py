@@ -12,19 +12,28 @@ from pathlib import Path
 
 import psutil
 
-__all__ = ["WORKER_HOST", "child_env", "port_free", "reap_previous_workers", "wait_exit"]
+__all__ = [
+    "ALL_INTERFACES",
+    "WORKER_HOST",
+    "child_env",
+    "port_free",
+    "reap_previous_workers",
+    "wait_exit",
+]
 
 log = logging.getLogger("rbee_props.reference.hive.workers")
 
 WORKER_HOST = "127.0.0.1"
+#: where workers listen when they are reached from other machines (``--advertise-host``)
+ALL_INTERFACES = "0.0.0.0"
 
 
-def port_free(port: int) -> bool:
-    """Whether a worker could bind ``port`` now (a TIME_WAIT leftover does not count)."""
+def port_free(port: int, host: str = WORKER_HOST) -> bool:
+    """Whether a worker could bind ``port`` on ``host`` now (TIME_WAIT leftovers do not count)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((WORKER_HOST, port))
+            sock.bind((host, port))
         except OSError:
             return False
     return True

@@ -49,6 +49,9 @@ class HiveConfig:
     default_slots: int
     timings: dict[str, Any]
     bugs: frozenset[str]
+    #: where workers listen, and the host in their URLs (``--advertise-host``)
+    worker_bind: str = WORKER_HOST
+    advertise_host: str = WORKER_HOST
 
     @property
     def workers_dir(self) -> Path:
@@ -75,10 +78,11 @@ class Worker:
     registering: bool = False
     spawned_at: float = field(default_factory=time.monotonic)
     stopping: bool = False
+    host: str = WORKER_HOST
 
     @property
     def url(self) -> str:
-        return f"http://{WORKER_HOST}:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def info(self) -> dict[str, Any]:
         secs = int(self.last_activity)
@@ -145,7 +149,8 @@ class WorkerRegistry:
         for port in range(low, high + 1):
             if port in held:
                 continue
-            if "port-reuse-orphan" in self.bugs or port_free(port):  # bug: registry only
+            # bug: port-reuse-orphan asks the registry only, not the OS
+            if "port-reuse-orphan" in self.bugs or port_free(port, self.cfg.worker_bind):
                 return port
         raise ApiError(503, "NO_PORTS_AVAILABLE", "no free worker port")
 
@@ -166,7 +171,7 @@ class WorkerRegistry:
         cmd = [
             sys.executable, "-m", "rbee_props.reference.worker",
             "--worker-id", worker_id, "--model-ref", model_ref, "--backend", backend,
-            "--device", str(device), "--port", str(port), "--host", WORKER_HOST,
+            "--device", str(device), "--port", str(port), "--host", self.cfg.worker_bind,
             "--callback-url", self.cfg.callback_url, "--slots", str(slots),
             "--load-delay", str(self.t["load_delay"]),
             "--token-delay", str(self.t["token_delay"]),
@@ -196,7 +201,10 @@ class WorkerRegistry:
                 pid_file.unlink(missing_ok=True)
                 log.warning("worker %s exited at once (code %s)", worker_id, proc.returncode)
                 raise ApiError(500, "SPAWN_FAILED", "worker process exited during start-up")
-            worker = Worker(worker_id, port, model_ref, backend, device, slots, proc)
+            worker = Worker(
+                worker_id, port, model_ref, backend, device, slots, proc,
+                host=self.cfg.advertise_host,
+            )  # fmt: skip
             self.workers[worker_id] = worker
         finally:
             del self.starting[worker_id]

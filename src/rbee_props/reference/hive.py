@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from rbee_props.reference._catalog import Catalog, Downloads, check_model_known
-from rbee_props.reference._hive_procs import reap_previous_workers
+from rbee_props.reference._hive_procs import ALL_INTERFACES, reap_previous_workers
 from rbee_props.reference._hive_workers import HiveConfig, WorkerRegistry
 from rbee_props.reference._http import ApiError, build_app, read_json, sse_response
 from rbee_props.reference._program import (
@@ -195,6 +195,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", default=str(Path.home() / ".rbee"), help="catalog, pid files")
     parser.add_argument("--worker-ports", default="8081-9000", help="port range A-B for workers")
     parser.add_argument("--worker-slots", type=int, default=1, help="slots of a spawned worker")
+    parser.add_argument(
+        "--advertise-host",
+        default=None,
+        help="host name the queen reaches this hive's workers at (e.g. a compose network "
+        "alias); workers then listen on all interfaces (default: 127.0.0.1 only)",
+    )
     add_timing_flags(parser, TIMING_NAMES)
     return parser
 
@@ -213,6 +219,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         fail(PROGRAM, f"--queen-url must be an http(s) URL, got {args.queen_url!r}")
     if not 1 <= args.worker_slots <= 1024:
         fail(PROGRAM, "--worker-slots must be in 1..1024")
+    if args.advertise_host is not None and not re.fullmatch(r"[A-Za-z0-9.-]+", args.advertise_host):
+        fail(PROGRAM, f"--advertise-host must be a host name or IP, got {args.advertise_host!r}")
     data_dir = Path(args.data_dir).resolve()
     try:
         (data_dir / "workers").mkdir(parents=True, exist_ok=True)
@@ -236,6 +244,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         timings=timings,
         bugs=bugs,
     )
+    if args.advertise_host:
+        cfg.worker_bind, cfg.advertise_host = ALL_INTERFACES, args.advertise_host
     serve(build_hive_app(cfg), sock, graceful_timeout=timings["shutdown_timeout"] * GRACEFUL_SHARE)
 
 
