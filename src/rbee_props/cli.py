@@ -311,6 +311,15 @@ def _register_fuzz_command() -> None:
 _register_fuzz_command()
 
 
+def _register_image_commands() -> None:
+    from rbee_props._cli_image import register
+
+    register(main, handle_errors)
+
+
+_register_image_commands()
+
+
 def _register_load_command() -> None:
     from rbee_props._cli_load import register
 

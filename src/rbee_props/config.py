@@ -113,7 +113,13 @@ class ExternalConfig:
 
 @attrs.frozen
 class ComposeConfig:
-    """A stack as docker compose services (the compose backend)."""
+    """A stack as docker compose services (the compose backend, ``docs/compose.md``).
+
+    ``file`` empty means the reference stack's ``compose/docker-compose.yml`` on the image
+    ``rbee-props image build`` makes; ``services`` maps a service name of ``file`` to a
+    component (``queen``, ``hive1``, ...), empty meaning services named like components;
+    ``project`` prefixes the per-run compose project name.
+    """
 
     file: str = ""
     project: str = ""
@@ -328,9 +334,7 @@ def parse_config(
         kw["compose"] = ComposeConfig(
             file=r.text("stack.compose.file", comp.get("file", "")),
             project=r.text("stack.compose.project", comp.get("project", "")),
-            services={
-                str(k): r.text(f"stack.compose.services.{k}", v) for k, v in services.items()
-            },
+            services={str(k): _component_name(r, str(k), v) for k, v in services.items()},
         )
     config = Config(**kw)
     return _apply_overrides(r, config, overrides or {})
@@ -346,6 +350,15 @@ _STACK_KEYS = (
     "backend", "token_file", "ports", "startup_timeout", "bugs", "known", "grace", "timings",
     "queen", "hive", "external", "compose",
 )  # fmt: skip
+
+
+def _component_name(r: _Reader, service: str, value: Any) -> str:
+    """A compose service maps to ``queen`` or ``hive1``, ``hive2``, ..."""
+    text = r.text(f"stack.compose.services.{service}", value)
+    if not re.fullmatch(r"queen|hive[1-9][0-9]*", text):
+        msg = f"stack.compose.services.{service}"
+        raise r.error(msg, 'a component name: "queen" or "hive1", "hive2", ...', value)
+    return text
 
 
 def _port_range(r: _Reader, value: Any) -> tuple[int, int] | None:

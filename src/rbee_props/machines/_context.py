@@ -41,7 +41,7 @@ class MachineContext:
     def __init__(self, stack: Stack, config: Config, *, phantoms: int = 8) -> None:
         self.stack = stack
         self.config = config
-        self.phantoms = PhantomPool(phantoms)
+        self.phantoms = PhantomPool(phantoms, host=stack.callback_host)
         self.failures: list[Failure] = []
         self.listeners: list[socket.socket] = []
         self.examples = 0

@@ -1,7 +1,7 @@
 """Start, stop and break an rbee stack: one interface, several backends.
 
-``open_stack()`` builds the backend the config names (``local`` by default); each backend
-declares the faults it supports in ``capabilities``.
+``open_stack()`` builds the backend the config names (``local`` by default, ``compose``,
+``external``); each backend declares the faults it supports in ``capabilities``.
 """
 
 from __future__ import annotations
@@ -33,10 +33,11 @@ def make_stack(config: Config, *, detached: bool = False) -> Stack:
         return LocalStack(config, detached=detached)
     if config.backend == "external":
         return ExternalStack(config)
-    msg = (
-        f"backend {config.backend!r} is not available in this version; "
-        'use backend = "local" or "external"'
-    )
+    if config.backend == "compose":
+        from rbee_props.stack.compose import ComposeStack  # imports docker: only when asked
+
+        return ComposeStack(config, detached=detached)
+    msg = f'backend {config.backend!r} is not available; use "local", "compose" or "external"'
     raise ConfigError(msg)
 
 
