@@ -51,13 +51,14 @@ def find_compose() -> ComposeTool:
 
 
 def _first_line(text: str) -> str:
-    """compose's complaint in one line: the first error line and the one after it."""
+    """compose's complaint in one line: the first error line and the one after it, else the
+    last line (progress lines come first)."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     for index, line in enumerate(lines):
         if "error" in line.lower() or "invalid" in line.lower():
             return " ".join(lines[index : index + 2])[:400]
     useful = [line for line in lines if not line.lower().startswith("warn")]
-    return (useful or lines or ["(no output)"])[0][:400]
+    return (useful or lines or ["(no output)"])[-1][:400]
 
 
 @attrs.frozen
@@ -106,8 +107,9 @@ class ComposeTool:
         done = self.run(["config"], project=project, files=files, env=env, timeout=60)
         if done.returncode != 0:
             where = ", ".join(str(f) for f in files)
+            reason = _first_line(done.stderr or done.stdout or f"exit code {done.returncode}")
             msg = (
-                f"compose file {where} is invalid: {_first_line(done.stderr)}; fix it "
+                f"compose file {where} is invalid: {reason}; fix it "
                 f"(check with `{self.name} -f {files[0]} config`)"
             )
             raise ConfigError(msg, files=where)
@@ -124,7 +126,8 @@ class ComposeTool:
         args = ["up", "-d", "--no-color"] if self.argv[0] == "docker-compose" else ["up", "-d"]
         done = self.run(args, project=project, files=files, env=env, timeout=timeout)
         if done.returncode != 0:
-            msg = f"`{self.name} up` failed: {_first_line(done.stderr)}"
+            reason = _first_line(done.stderr or done.stdout or f"exit code {done.returncode}")
+            msg = f"`{self.name} up` failed: {reason}"
             raise StackError(msg)
 
     def down(self, *, project: str, files: Sequence[Path], env: Mapping[str, str]) -> bool:

@@ -50,8 +50,9 @@ class ComposeProject:
 
     version: str | None
     services: Mapping[str, Service]
-    networks: tuple[str, ...]  # declared here (not external): the run may label them
-    volumes: tuple[str, ...]
+    #: declared here (not external), with their settings: the run labels them
+    networks: Mapping[str, Mapping[str, Any]]
+    volumes: Mapping[str, Mapping[str, Any]]
 
 
 def _port(raw: Any) -> Port | None:
@@ -80,9 +81,13 @@ def _networks(raw: Any) -> dict[str, tuple[str, ...]]:
     return {str(name): tuple((spec or {}).get("aliases") or ()) for name, spec in raw.items()}
 
 
-def _declared(section: Any) -> tuple[str, ...]:
-    """Names of the networks or volumes the project creates itself (not ``external``)."""
-    return tuple(str(n) for n, spec in (section or {}).items() if not (spec or {}).get("external"))
+def _declared(section: Any) -> dict[str, dict[str, Any]]:
+    """The networks or volumes the project creates itself (not ``external``), with settings."""
+    return {
+        str(name): dict(spec or {})
+        for name, spec in (section or {}).items()
+        if not (spec or {}).get("external")
+    }
 
 
 def load_project(config_yaml: str, *, source: str) -> ComposeProject:
@@ -105,7 +110,7 @@ def load_project(config_yaml: str, *, source: str) -> ComposeProject:
         services[str(name)] = Service(str(name), ports, _networks(spec.get("networks")))
     networks = _declared(data.get("networks"))
     if any("default" in s.networks for s in services.values()) and "default" not in networks:
-        networks += ("default",)
+        networks["default"] = {}
     volumes = _declared(data.get("volumes"))
     version = data.get("version")
     return ComposeProject(str(version) if version else None, services, networks, volumes)
@@ -149,6 +154,13 @@ def component_map(
     return dict(sorted(out.items(), key=lambda kv: (kv[0] != "queen", len(kv[0]), kv[0])))
 
 
+def _labelled(spec: Mapping[str, Any], labels: Mapping[str, str]) -> dict[str, Any]:
+    own = spec.get("labels") or {}
+    if isinstance(own, list):  # ["key=value", ...]
+        own = dict(item.split("=", 1) if "=" in item else (item, "") for item in own)
+    return {**spec, "labels": {**own, **labels}}
+
+
 def override_file(
     path: Path,
     project: ComposeProject,
@@ -167,8 +179,9 @@ def override_file(
             }
             for name in project.services
         },
-        "networks": {name: {"labels": dict(labels)} for name in project.networks},
-        "volumes": {name: {"labels": dict(labels)} for name in project.volumes},
+        # compose replaces (does not merge) a network or volume an override names: repeat it
+        "networks": {n: _labelled(spec, labels) for n, spec in project.networks.items()},
+        "volumes": {n: _labelled(spec, labels) for n, spec in project.volumes.items()},
     }
     if project.version:
         data = {"version": project.version, **data}

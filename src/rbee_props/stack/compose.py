@@ -60,8 +60,9 @@ from rbee_props.stack._processes import ManagedProcess
 from rbee_props.stack.local import runs_root
 
 if TYPE_CHECKING:
-    import docker
     from docker.models.containers import Container
+
+    import docker
 
 __all__ = ["ComposeStack"]
 
@@ -248,8 +249,8 @@ class ComposeStack(Stack):
             handle.write(self._token + "\n")
         env = {**self.config.timings.as_env(), "RBEE_REF_BUGS": ",".join(self.config.bugs)}
         (self.run_dir / "rbee.env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+        # (never RBEE_PROPS_RUN here: the local backend's reaper kills processes carrying it)
         self.env = {
-            "RBEE_PROPS_RUN": self.run_id,
             "RBEE_TOKEN_FILE": str(self.token_file),
             "RBEE_TOKEN": self._token,
         }
@@ -481,7 +482,8 @@ class ComposeStack(Stack):
         total = int(self.client.info().get("MemTotal") or 0)
         for component in list(self.memory):
             if total:  # "no limit" cannot be set again: the machine's memory is the same thing
-                self._container(component).update(mem_limit=total, memswap_limit=-1)
+                # (swap above it: runc then raises the swap limit first, as cgroup v1 requires)
+                self._container(component).update(mem_limit=total, memswap_limit=2 * total)
             del self.memory[component]
         for hive in self.hives:
             signal_worker(self._container(hive), None, "KILL")
