@@ -20,7 +20,7 @@ from rbee_props.hunt import hunt, machine_settings
 from rbee_props.machines import MachineContext, StackMachine
 from rbee_props.stack import LocalStack
 
-pytestmark = pytest.mark.stack
+pytestmark = [pytest.mark.stack, pytest.mark.timeout(900)]
 
 #: bug -> (properties that may name it, most steps the shrunk program may have, why)
 CASES = {

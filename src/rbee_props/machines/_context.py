@@ -48,6 +48,7 @@ class MachineContext:
         self.steps = 0
         self.resets: list[float] = []
         self.full_restarts = 0
+        self._http: httpx.Client | None = None
         self.seed: int | None = None
 
     @property
@@ -110,7 +111,7 @@ class MachineContext:
         for name, url in self.stack.urls.items():
             route = "/v2/workers/list" if name == "queen" else "/v1/workers/list"
             key = "worker_id" if name == "queen" else "id"
-            body = httpx.get(url + route, headers=headers, timeout=2.0).json()
+            body = self.http.get(url + route, headers=headers, timeout=2.0).json()
             yield name, [w[key] for w in body["workers"]]
 
     def _empty(self) -> bool:
@@ -144,10 +145,12 @@ class MachineContext:
         stack = self.stack
         headers = {"Authorization": f"Bearer {stack.token}"}
         queen = stack.urls["queen"]
-        nodes = httpx.get(queen + "/v2/registry/beehives/list", headers=headers, timeout=5).json()
+        nodes = self.http.get(
+            queen + "/v2/registry/beehives/list", headers=headers, timeout=5
+        ).json()
         names = {n["node_name"] for n in nodes["nodes"]}
         for name in names - set(stack.hives):
-            httpx.post(
+            self.http.post(
                 queen + "/v2/registry/beehives/remove",
                 json={"node_name": name},
                 headers=headers,
@@ -156,6 +159,16 @@ class MachineContext:
         if set(stack.hives) - names:
             stack.add_beehives()
 
+    @property
+    def http(self) -> httpx.Client:
+        """One keep-alive client for resets (a client per call costs a connection each time)."""
+        if self._http is None:
+            self._http = httpx.Client()
+        return self._http
+
     def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
         self.release_ports()
         self.phantoms.close()

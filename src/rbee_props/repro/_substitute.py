@@ -4,8 +4,9 @@ Deleting steps cannot turn ``first_worker; shutdown(v1); ready_again(v1)`` (a re
 an id the hive no longer knows) into ``ready_unknown(hive)``, the one step the bug needs. The
 substitution pass offers, for a run of steps, each rule of the machine as a single replacement,
 with arguments taken from the steps it replaces (same parameter name), from variables bound
-before it, or the simplest value of the rule's strategy. Rules whose names resemble the failing
-step's come first, so a small time budget tries the likely ones.
+before it, or the simplest value of the rule's strategy. Only rules of the failing step's
+operation family are offered (a word of the name in common: ``ready_again`` -> ``ready_unknown``),
+most alike first: each candidate costs a replay against the live stack.
 """
 
 from __future__ import annotations
@@ -41,7 +42,13 @@ def _simplest(strategy: Any) -> tuple[Any, ...]:
 def _values(name: str, strategy: Any, window: Sequence[Step], bound: Sequence[str]) -> list[Any]:
     if isinstance(strategy, Bundle):
         return [{"$var": var} for var in reversed(bound)]
-    used = [step["args"][name] for step in reversed(window) if name in step.get("args", {})]
+    used = [
+        value
+        for step in reversed(window)
+        if name in step.get("args", {})
+        for value in [step["args"][name]]
+        if not (isinstance(value, dict) and value.get("$var") not in bound)
+    ]  # a variable bound inside the window is gone once the window is replaced
     values: list[Any] = []
     for value in [*used, *_simplest(strategy)]:
         if value not in values:
@@ -58,14 +65,16 @@ def single_steps(machine: type, window: Sequence[Step], bound: Sequence[str]) ->
     rules = [*state.initializers, *state.rules]
     failing = str(window[-1]["rule"])
 
+    words = set(failing.split("_"))
+
     def likeness(rule: Any) -> float:
         return difflib.SequenceMatcher(None, rule.function.__name__, failing).ratio()
 
     seen: set[str] = set()
     for rule in sorted(rules, key=likeness, reverse=True):
         name = rule.function.__name__
-        if name in seen:
-            continue
+        if name in seen or not words & set(name.split("_")):
+            continue  # only the failing operation's family (ready_*, register_*, ...)
         seen.add(name)
         params = sorted(rule.arguments)
         choices = [_values(p, rule.arguments[p], window, bound) for p in params]
