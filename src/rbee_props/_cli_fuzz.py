@@ -22,9 +22,10 @@ from rich.table import Table
 
 from rbee_props import _output as out
 from rbee_props._cli_hunt import parse_budget
+from rbee_props.config import Config
 from rbee_props.errors import ExitCode, UsageError
 from rbee_props.fuzz.campaign import FoundEvent, Progress
-from rbee_props.fuzz.database import open_database
+from rbee_props.fuzz.database import open_database, use_shared_hypothesis_home
 from rbee_props.fuzz.pool import CampaignPlan, run_campaign
 from rbee_props.fuzz.specs import read_spec
 from rbee_props.fuzz.targets import parse_services
@@ -151,8 +152,8 @@ def register(main: click.Group, handle_errors, config_of, bugs_of) -> None:  # t
             read_spec(spec)
         config = config_of(config_path, bugs=bugs_of(bugs))
         _, db_label = open_database(db)
+        use_shared_hypothesis_home()
         campaign_seed = seed if seed is not None else random.randrange(1_000_000)
-        signal.signal(signal.SIGTERM, _interrupt)
         planted = f", planted bugs: {','.join(config.bugs)}" if config.bugs else ""
         out.info(
             f"fuzzing {','.join(services)} for {seconds:g}s, seed {campaign_seed} (replay with "
@@ -163,24 +164,41 @@ def register(main: click.Group, handle_errors, config_of, bugs_of) -> None:  # t
             services=services, db=db, out=out_dir, seed=campaign_seed, seconds=seconds,
             spec=spec, chunk=chunk, stack_label=config.source + planted,
         )  # fmt: skip
-        progress = Progress()
-        interrupted = False
-        stack = make_stack(config)
+        previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
-            stack.start()
-            progress.started = time.monotonic()
-            with _Display(progress, seconds) as display:
-                try:
-                    run_campaign(
-                        stack, config, plan, workers=workers, progress=progress,
-                        on_found=display.found,
-                    )  # fmt: skip
-                except KeyboardInterrupt:
-                    interrupted = True
+            found = _run(config, plan, workers)
         finally:
-            stack.stop()
-        _summary(progress, Path(out_dir), seconds, interrupted=interrupted)
-        if interrupted:
-            raise KeyboardInterrupt
-        if progress.findings:
+            signal.signal(signal.SIGTERM, previous)
+        if found:
             raise SystemExit(int(ExitCode.FINDINGS))
+
+
+def _run(config: Config, plan: CampaignPlan, workers: int) -> bool:
+    """Start the stack, run the campaign with live progress, stop the stack, print the summary.
+
+    Returns:
+        whether anything was found.
+
+    Raises:
+        KeyboardInterrupt: Ctrl-C or SIGTERM, after the summary (the stack is stopped).
+    """
+    progress = Progress()
+    interrupted = False
+    stack = make_stack(config)
+    try:
+        stack.start()
+        progress.started = time.monotonic()
+        with _Display(progress, plan.seconds) as display:
+            try:
+                run_campaign(
+                    stack, config, plan, workers=workers, progress=progress,
+                    on_found=display.found,
+                )  # fmt: skip
+            except KeyboardInterrupt:
+                interrupted = True
+    finally:
+        stack.stop()
+    _summary(progress, Path(plan.out), plan.seconds, interrupted=interrupted)
+    if interrupted:
+        raise KeyboardInterrupt
+    return bool(progress.findings)

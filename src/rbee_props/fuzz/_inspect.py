@@ -35,10 +35,14 @@ MAX_AUTH_HEADER = 8192
 
 
 def configured_token(case: Case[Any]) -> str | None:
-    """The stack token this run sends: where the schema is aimed, else its configured header."""
+    """The stack token this run sends: where the schema is aimed, else its configured header.
+
+    A finding's document copy names no token (``st replay -H "Authorization: Bearer ..."``
+    passes it), so the header is the fallback.
+    """
     target = case.operation.schema.raw_schema.get(TARGET_KEY)
-    if isinstance(target, dict):
-        return target.get("token") or None
+    if isinstance(target, dict) and target.get("token"):
+        return str(target["token"])
     headers = case.operation.schema.config.headers_for(operation=case.operation) or {}
     for name, value in headers.items():
         if name.lower() == "authorization" and str(value).startswith("Bearer "):

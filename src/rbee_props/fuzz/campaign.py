@@ -13,7 +13,8 @@ signature:
 
 Before the first round, every example the database holds for these operations is replayed
 through a read-only view of it (so replaying never deletes what a past campaign saved), and
-whatever fails is reported as found again - earlier findings come first. The database key of
+whatever fails is reported as found again - earlier findings come first, and the replay runs to
+its end even when it outlasts the budget. The database key of
 each test is ``service, operation, mode``, as Schemathesis' CLI keys its own per operation, so
 campaigns on other machines sharing a Redis database replay each other's findings.
 """
@@ -187,6 +188,8 @@ class Campaign:
             KeyboardInterrupt: Ctrl-C (the progress so far stays in ``self.progress``).
         """
         try:
+            self.progress.phase = "warm-up"
+            self._warm_up()
             self.progress.phase = "replay"
             for target, operation, mode in self._plan():
                 self._run_one(target, operation, mode, replay=True)
@@ -207,6 +210,38 @@ class Campaign:
             self._session.close()
         self.progress.phase = "done"
         return self.progress
+
+    def _warm_up(self) -> None:
+        """Build every strategy and draw one example of each, before the budget starts.
+
+        The first draw of a Schemathesis strategy compiles it, and Hypothesis builds its tables
+        of encodable characters once per home directory: seconds of CPU that would otherwise
+        come out of a short budget. The deadline moves by the time it took; nothing is sent.
+        """
+        started = time.monotonic()
+        for target, operation, mode in list(self._plan()):
+
+            def draw(case: Case[Any]) -> None:
+                return None
+
+            test = hypothesis.settings(
+                max_examples=1, database=None, deadline=None, phases=[hypothesis.Phase.generate],
+                suppress_health_check=list(hypothesis.HealthCheck),
+            )(hypothesis.given(case=self._strategy(target, operation, mode))(draw))  # fmt: skip
+            try:
+                test()
+            except hypothesis.errors.Unsatisfiable:
+                self._dead_ops.add((target.service, operation.label, mode.value))
+        spent = time.monotonic() - started
+        self.deadline += spent
+        self.progress.started += spent
+
+    def _strategy(self, target: FuzzTarget, operation: Operation, mode: GenerationMode) -> Any:
+        """The (cached) Schemathesis strategy of one operation and mode."""
+        ident = (target.service, operation.label, mode.value)
+        if ident not in self._strategies:
+            self._strategies[ident] = operation.as_strategy(generation_mode=mode)
+        return self._strategies[ident]
 
     def _over(self) -> bool:
         return time.monotonic() >= self.deadline or self.stop()
@@ -252,9 +287,7 @@ class Campaign:
         key = f"rbee-props-fuzz:{target.service}:{operation.label}:{mode.value}"
         fuzz_case._hypothesis_internal_add_digest = key.encode()  # type: ignore[attr-defined]
         ident = (target.service, operation.label, mode.value)
-        if ident not in self._strategies:
-            self._strategies[ident] = operation.as_strategy(generation_mode=mode)
-        test = hypothesis.given(case=self._strategies[ident])(fuzz_case)
+        test = hypothesis.given(case=self._strategy(target, operation, mode))(fuzz_case)
         seed = f"{self.seed}:{self.progress.round}:{target.service}:{operation.label}:{mode.value}"
         # settings on top: hypothesis.seed() alone would switch the database off
         test = self._settings(replay=replay)(hypothesis.seed(seed)(test))
@@ -300,7 +333,8 @@ class Campaign:
         progress = self.progress
 
         def fuzz_case(case: Case[Any]) -> None:
-            if hunt.signature is None and self._over():
+            # the replay of the database always completes (it is short): it comes first
+            if self.stop() or (not replay and hunt.signature is None and self._over()):
                 raise _Stop
             if hunt.signature is not None and (
                 time.monotonic() >= hunt.shrink_until or self._over()

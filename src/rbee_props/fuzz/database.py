@@ -10,19 +10,36 @@ stack starts.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from hypothesis.configuration import set_hypothesis_home_dir
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 
 from rbee_props.errors import UsageError
 
-__all__ = ["DEFAULT_DB", "KEY_PREFIX", "open_database"]
+__all__ = ["DEFAULT_DB", "KEY_PREFIX", "open_database", "use_shared_hypothesis_home"]
 
 #: where examples go without ``--db`` (next to Hypothesis' own ``.hypothesis/examples``)
 DEFAULT_DB = Path(".hypothesis") / "rbee-fuzz"
 #: prefix of every key rbee-props writes to a shared Redis
 KEY_PREFIX = b"rbee-props-fuzz:"
 CONNECT_TIMEOUT = 3.0
+
+
+def use_shared_hypothesis_home() -> Path:
+    """Keep Hypothesis' own caches in one place per user, not in the working directory.
+
+    Hypothesis builds its tables of encodable characters once per home directory (``.hypothesis``
+    in the working directory by default) and caches them there; a campaign started in a fresh
+    directory would spend its first 10-30 s on that instead of fuzzing. The example database is
+    not affected: campaigns always pass theirs explicitly. Call it once per process, before the
+    first example (the CLI and each worker process do).
+    """
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    home = cache / "rbee-props" / "hypothesis"
+    set_hypothesis_home_dir(home)
+    return home
 
 
 def _redis(url: str) -> ExampleDatabase:

@@ -29,7 +29,7 @@ import attrs
 from rbee_props.config import Config, ExternalConfig
 from rbee_props.errors import InternalError, StackError
 from rbee_props.fuzz.campaign import Campaign, FoundEvent, Progress
-from rbee_props.fuzz.database import open_database
+from rbee_props.fuzz.database import open_database, use_shared_hypothesis_home
 from rbee_props.fuzz.targets import Targets
 from rbee_props.stack import ExternalStack, Stack
 
@@ -142,10 +142,11 @@ def _snapshot(progress: Progress) -> dict[str, Any]:
 
 
 def _worker_main(
-    index: int, plan: CampaignPlan, config: Config, events: Any, stop: Any, seconds: float
+    index: int, plan: CampaignPlan, config: Config, events: Any, stop: Any, deadline: float
 ) -> None:
     """One worker process: attach to the stack, fuzz, report; tidy up whatever happens."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    use_shared_hypothesis_home()
     parent = os.getppid()
     progress = Progress()
     targets: Targets | None = None
@@ -161,7 +162,7 @@ def _worker_main(
 
         threading.Thread(target=tick, daemon=True).start()
         campaign = _campaign(
-            plan, targets, seed=plan.seed + index, deadline=time.monotonic() + seconds,
+            plan, targets, seed=plan.seed + index, deadline=deadline,
             progress=progress, stop=lambda: stop.is_set() or os.getppid() != parent,
             on_found=lambda e: events.put(
                 ("found", index, e.finding, str(e.path) if e.path else None, e.replayed)
@@ -210,8 +211,8 @@ class _Pool:
             token_file.write_text(self.stack.token)
             os.chmod(token_file, 0o600)
             config = _child_config(self.stack, self.config, token_file)
-            seconds = max(deadline - time.monotonic(), 0.0)
-            arguments = [(i, self.plan, config, events, stop, seconds) for i in range(self.count)]
+            # one deadline for all: the monotonic clock is the machine's, the same in every process
+            arguments = [(i, self.plan, config, events, stop, deadline) for i in range(self.count)]
             procs = [
                 context.Process(target=_worker_main, args=args, name=f"rbee-fuzz-{args[0]}")
                 for args in arguments
