@@ -97,6 +97,10 @@ class LinearizabilityChecker(Generic[S, C]):
             It is called with Indeterminate outcomes too; the checker itself adds the option
             that such an op never took effect.
         initial: the model state before the first op; every partition starts from it.
+        initial_for: optional ``key -> states``: where the partition of ``key`` may start,
+            when that differs per key (a worker already registered, another not) or is not
+            known exactly (several states: the search keeps all of them, as it does after a
+            nondeterministic step). Overrides ``initial``.
         max_states: the search budget per partition, in (linearized set, states)
             configurations explored; past it that partition is :class:`Unknown`.
         freeze: makes a state hashable for memoisation (default :func:`freeze`).
@@ -117,6 +121,7 @@ class LinearizabilityChecker(Generic[S, C]):
         max_states: int = 1_000_000,
         freeze: Callable[[Any], Hashable] = default_freeze,
         read_only: ReadOnlyFn[C] | None = None,
+        initial_for: Callable[[Hashable], Iterable[S]] | None = None,
     ) -> None:
         if max_states < 1:
             msg = f"max_states must be at least 1, got {max_states!r}"
@@ -126,6 +131,21 @@ class LinearizabilityChecker(Generic[S, C]):
         self.max_states = max_states
         self.freeze = freeze
         self.read_only = read_only
+        self.initial_for = initial_for
+
+    def initials(self, key: Hashable) -> list[S]:
+        """The states the partition of ``key`` may start in.
+
+        Raises:
+            ValueError: ``initial_for`` named no state for ``key``.
+        """
+        if self.initial_for is None:
+            return [self.initial]
+        states = list(self.initial_for(key))
+        if not states:
+            msg = f"initial_for({key!r}) gave no state; give at least one start state per key"
+            raise ValueError(msg)
+        return states
 
     def check(self, entries: Iterable[Entry[C]]) -> Result:
         """The verdict on ``entries``: Linearizable, NotLinearizable or Unknown.
@@ -134,7 +154,7 @@ class LinearizabilityChecker(Generic[S, C]):
         linearizable is reported (the others are not searched).
 
         Raises:
-            ValueError: two entries share an id.
+            ValueError: two entries share an id, or ``initial_for`` gave no state for a key.
         """
         orders: list[list[Entry[C]]] = []
         unknown: list[str] = []
@@ -142,7 +162,7 @@ class LinearizabilityChecker(Generic[S, C]):
         for part in partitions(entries):
             found = search(
                 part,
-                self.initial,
+                self.initials(part[0].key),
                 self.step,
                 max_states=self.max_states,
                 freeze=self.freeze,
@@ -230,7 +250,10 @@ def check_linearizable(
     *,
     max_states: int = 1_000_000,
     read_only: ReadOnlyFn[C] | None = None,
+    initial_for: Callable[[Hashable], Iterable[S]] | None = None,
 ) -> Result:
     """Shorthand for ``LinearizabilityChecker(step, initial, ...).check(entries)``."""
-    checker = LinearizabilityChecker(step, initial, max_states=max_states, read_only=read_only)
+    checker = LinearizabilityChecker(
+        step, initial, max_states=max_states, read_only=read_only, initial_for=initial_for
+    )
     return checker.check(entries)

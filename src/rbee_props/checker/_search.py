@@ -124,7 +124,7 @@ class _Search(Generic[S, C]):
     def __init__(
         self,
         ops: Sequence[Entry[C]],
-        initial: S,
+        initials: Sequence[S],
         step: StepFn[S, C],
         max_states: int,
         freeze: Callable[[Any], Hashable],
@@ -146,7 +146,7 @@ class _Search(Generic[S, C]):
             else:
                 self.ibit[i], q = 1 << q, q + 1
         self.total = self.remaining = r
-        self.world: World[S] = {freeze(initial): initial}
+        self.world: World[S] = {freeze(state): state for state in initials}
         self.k, self.ahead, self.imask = 0, frozenset[int](), 0
         self.prefix: Prefix = None
         self.stack: list[_Frame[S]] = []
@@ -293,19 +293,20 @@ class _Budget(Exception):
 
 def search(
     ops: Sequence[Entry[C]],
-    initial: S,
+    initials: Sequence[S],
     step: StepFn[S, C],
     *,
     max_states: int,
     freeze: Callable[[Any], Hashable],
     read_only: ReadOnlyFn[C] | None = None,
 ) -> Found | Stuck[S] | OutOfBudget:
-    """Search for a linearization of ``ops`` (one partition, sorted by invoke time).
+    """Search for a linearization of ``ops`` (one partition, sorted by invoke time), starting
+    from any of the states ``initials`` (the model may not know which one holds).
 
     Returns :class:`Found`, :class:`Stuck` with the furthest point reached, or
     :class:`OutOfBudget` once more than ``max_states`` configurations were explored.
     """
-    state = _Search(ops, initial, step, max_states, freeze, read_only)
+    state = _Search(ops, initials, step, max_states, freeze, read_only)
     try:
         return state.run()
     except _Budget:
