@@ -10,10 +10,13 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from PIL import Image, ImageStat
 
+from rbee_props.cli import main
 from tests._processes import leftover_processes
 
 pytestmark = pytest.mark.stack
@@ -70,21 +73,43 @@ def test_a_closed_model_run_reports_its_concurrency(tmp_path, env):
     assert data["stats"]["ok"] == data["stats"]["requests"] > 20
 
 
+def assert_one_error_line(code, stderr, expected_code, says):
+    assert code == expected_code, (code, stderr)
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: ")
+    assert says in lines[0]
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--rate", "10", "--duration", "soon"], "--duration expects a duration"),
+        (["--rate", "10", "--route", "lst"], "did you mean 'list'"),
+        (["--rate", "10", "--faults", "kill:hive1"], "ACTION[:TARGET]@TIME[+HOLD]"),
+        (["--rate", "10", "--faults", "kill:hive1@9s"], "not before the end"),
+        (["--timeout", "5s"], "give --rate R"),
+        (["--rate", "10", "--json", "/nonexistent/dir/x.json"], "does not exist"),
+    ],
+)
+def test_bad_input_is_one_line_before_anything_starts(env, monkeypatch, args, says):
+    """Milliseconds each: in-process, as these fail before a stack or a signal handler is set."""
+    monkeypatch.setenv("RBEE_PROPS_HOME", env["RBEE_PROPS_HOME"])
+    result = CliRunner().invoke(main, ["load", "--duration", "1s", *args])
+    assert_one_error_line(result.exit_code, result.stderr, 2, says)
+    assert not Path(env["RBEE_PROPS_HOME"]).exists()  # no stack was started
+
+
 @pytest.mark.parametrize(
     ("args", "code", "says"),
     [
-        (["--rate", "10", "--duration", "soon"], 2, "--duration expects a duration"),
-        (["--rate", "10", "--route", "lst"], 2, "did you mean 'list'"),
-        (["--rate", "10", "--faults", "kill:hive1"], 2, "ACTION[:TARGET]@TIME[+HOLD]"),
-        (["--rate", "10", "--faults", "kill:hive9@0.5s"], 2, "names 'hive9'"),
-        (["--rate", "10", "--faults", "kill:hive1@9s"], 2, "not before the end"),
-        (["--timeout", "5s"], 2, "give --rate R"),
-        (["--rate", "10", "--json", "/nonexistent/dir/x.json"], 2, "does not exist"),
-        (["--rate", "10", "--config", "PORTS"], 3, "free port(s) left in stack.ports"),
+        (["--faults", "kill:hive9@0.5s"], 2, "names 'hive9'"),
+        (["--config", "PORTS"], 3, "free port(s) left in stack.ports"),
     ],
 )
-def test_bad_input_is_one_line_and_leaves_nothing_running(tmp_path, env, args, code, says):
-    """~1-3 s each. PORTS: a config whose port range has one port free, too few for a stack."""
+def test_bad_input_found_once_the_stack_starts_stops_it(tmp_path, env, args, code, says):
+    """~2 s each. PORTS: a config whose port range has one port free, too few for a stack."""
     with socket.socket() as held:
         held.bind(("127.0.0.1", 0))
         held.listen()
@@ -92,13 +117,8 @@ def test_bad_input_is_one_line_and_leaves_nothing_running(tmp_path, env, args, c
         config = tmp_path / "rbee-props.toml"
         config.write_text(f"[stack]\nports = '{port}-{port + 1}'\n")
         args = [str(config) if a == "PORTS" else a for a in args]
-        result = rbee_props("load", "--duration", "1s", *args, env=env)
-    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    assert says in lines[0]
-    assert "Traceback" not in result.stderr
+        result = rbee_props("load", "--rate", "10", "--duration", "1s", *args, env=env)
+    assert_one_error_line(result.returncode, result.stderr, code, says)
     assert leftover_processes(env) == []
 
 

@@ -16,23 +16,24 @@ def overlaps(series, index, window, slack):
 
 
 def test_faults_happen_on_schedule_and_the_load_keeps_its_rate_through_them(local_stack):
-    """~6 s. Killing the queen refuses requests only around the kill; pausing it holds requests,
-    which then show the pause in their latency (measured from when they were due)."""
+    """~6 s. Pausing the queen holds requests, which then show the pause in their latency
+    (measured from when they were due); killing it refuses requests only around the kill (its
+    restart may take seconds on a busy machine: the window says how long)."""
     spec = LoadSpec(
         route=route_named("list"),
-        load=Load(rate=100, concurrency=None, duration=4.0),
-        faults=parse_schedule("kill:queen@0.5s+0.5s,pause:queen@2.5s+1s"),
+        load=Load(rate=100, concurrency=None, duration=3.5),
+        faults=parse_schedule("pause:queen@0.5s+1s,kill:queen@2.5s+0.3s"),
         warmup=0.0,
     )
     result = run_load(local_stack, spec)
     stats = result.stats
-    assert stats.requests == 400
+    assert stats.requests == 350
     assert [r.label for r in result.faults] == [
-        "kill queen", "start queen", "pause queen", "resume queen",
+        "pause queen", "resume queen", "kill queen", "start queen",
     ]  # fmt: skip
     assert all(r.error is None for r in result.faults)
-    kill, pause = stats.series.windows
-    assert (kill.label, pause.label) == ("kill queen", "pause queen")
+    pause, kill = stats.series.windows
+    assert (pause.label, kill.label) == ("pause queen", "kill queen")
     assert pause.end - pause.start >= 1.0
     assert stats.outcomes.get("refused", 0) > 0
     assert set(stats.outcomes) <= {"200", "refused", "reset"}

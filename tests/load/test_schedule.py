@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 
 from rbee_props.errors import UsageError
@@ -13,8 +16,9 @@ from rbee_props.load.schedule import (
     parse_duration,
     parse_schedule,
     required_faults,
+    run_faults,
 )
-from rbee_props.stack import Fault
+from rbee_props.stack import Fault, Stack
 
 
 @pytest.mark.parametrize(
@@ -47,6 +51,7 @@ def test_a_held_fault_is_undone_after_its_hold_and_steps_come_in_time_order():
         ("restart", "queen", 20.0),
     ]
     assert [s.is_undo for s in steps] == [False, True, False, True, False]
+    assert steps[3].undoes == steps[2].key
 
 
 def test_links_slow_delays_and_heal():
@@ -126,3 +131,39 @@ def test_windows_pair_each_fault_with_what_ended_it():
 def test_a_restart_of_a_killed_component_ends_its_kill_window():
     records = [record("kill", "queen", 1.0), record("restart", "queen", 2.0, 2.5)]
     assert fault_windows(records, end=5.0) == [FaultWindow("kill queen", 1.0, 2.5)]
+
+
+class SlowRestartStack(Stack):
+    """Records the faults it is asked for; a restart takes 0.3 s, as a real one takes a while."""
+
+    capabilities = frozenset(Fault)
+
+    def __init__(self):
+        self.calls = []
+
+    def restart(self, component):
+        time.sleep(0.3)
+        self.calls.append(("restart", component))
+
+    def pause(self, component):
+        self.calls.append(("pause", component))
+
+    def resume(self, component):
+        self.calls.append(("resume", component))
+
+
+def test_a_late_fault_is_still_held_for_its_full_hold():
+    """The pause is due at 0.1 s but the restart before it runs until 0.3 s: the resume waits
+    0.2 s after the pause really began, not until 0.3 s."""
+    stack = SlowRestartStack()
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        steps = parse_schedule("restart:queen@0s,pause:hive1@0.1s+0.2s")
+        return await run_faults(stack, steps, start=loop.time(), clock=loop.time)
+
+    restart, pause, resume = asyncio.run(main())
+    assert stack.calls == [("restart", "queen"), ("pause", "hive1"), ("resume", "hive1")]
+    assert pause.started >= 0.29
+    assert resume.started - pause.started >= 0.2
+    assert restart.error is pause.error is resume.error is None

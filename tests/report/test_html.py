@@ -8,6 +8,8 @@ import io
 import re
 from html.parser import HTMLParser
 
+import attrs
+import pytest
 from PIL import Image
 
 from rbee_props.report import CampaignResult, render_html, write_report
@@ -35,29 +37,38 @@ def parse(page: str) -> Page:
     return parser
 
 
-def test_the_page_is_self_contained(tmp_path):
-    page = parse(render_html(campaign(tmp_path)))
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    """One campaign for the module (its pictures take a moment to draw on a busy machine)."""
+    return campaign(tmp_path_factory.mktemp("campaign"))
+
+
+@pytest.fixture(scope="module")
+def html_page(result):
+    return render_html(result)
+
+
+def test_the_page_is_self_contained(html_page):
+    page = parse(html_page)
     tags = [tag for tag, _ in page.tags]
     assert "script" not in tags
     assert "link" not in tags
     images = [attrs for tag, attrs in page.tags if tag == "img"]
     # suites chart, load series, the timeline of the S02 finding
     assert len(images) == 3
-    for attrs in images:
-        assert attrs["src"].startswith("data:image/png;base64,")
-        picture = Image.open(io.BytesIO(base64.b64decode(attrs["src"].split(",", 1)[1])))
+    for image in images:
+        assert image["src"].startswith("data:image/png;base64,")
+        picture = Image.open(io.BytesIO(base64.b64decode(image["src"].split(",", 1)[1])))
         assert picture.size[0] > 300
-        assert attrs["alt"]
-    for tag, attrs in page.tags:
+        assert image["alt"]
+    for tag, attributes in page.tags:
         for name in ("src", "href"):
-            value = attrs.get(name) or ""
-            assert not re.match(r"(https?:)?//", value), (tag, attrs)
+            value = attributes.get(name) or ""
+            assert not re.match(r"(https?:)?//", value), (tag, attributes)
 
 
-def test_each_finding_has_a_section_with_its_report_and_an_index_entry(tmp_path):
-    result = campaign(tmp_path)
-    page_text = render_html(result)
-    page = parse(page_text)
+def test_each_finding_has_a_section_with_its_report_and_an_index_entry(result, html_page):
+    page = parse(html_page)
     sections = [a["id"] for tag, a in page.tags if tag == "section"]
     links = [a["href"] for tag, a in page.tags if tag == "a"]
     assert len(sections) == len(result.findings) == 4
@@ -72,23 +83,22 @@ def test_each_finding_has_a_section_with_its_report_and_an_index_entry(tmp_path)
     assert "known deviation" in text
 
 
-def test_recorded_values_are_shown_not_run(tmp_path):
-    page = render_html(campaign(tmp_path))
-    assert HOSTILE not in page
-    assert "&lt;script&gt;alert" in page
+def test_recorded_values_are_shown_not_run(html_page):
+    assert HOSTILE not in html_page
+    assert "&lt;script&gt;alert" in html_page
 
 
-def test_the_status_line_says_new_findings_or_clean_or_interrupted(tmp_path):
-    assert "3 new findings" in render_html(campaign(tmp_path / "a"))
+def test_the_status_line_says_new_findings_or_clean_or_interrupted(result, html_page):
+    assert "3 new findings" in html_page
     clean = render_html(CampaignResult(seconds=60.0))
     assert "no new findings" in clean
     assert "No finding: every suite passed its checks." in clean
-    stopped = render_html(campaign(tmp_path / "b", interrupted=True))
-    assert "interrupted: 3 new findings so far" in stopped
+    stopped = attrs.evolve(result, interrupted=True, suites=(), series=())  # no pictures: quick
+    assert "interrupted: 3 new findings so far" in render_html(stopped)
 
 
-def test_write_report_writes_both_files_whole(tmp_path):
-    files = write_report(campaign(tmp_path), tmp_path / "out")
+def test_write_report_writes_both_files_whole(result, tmp_path):
+    files = write_report(attrs.evolve(result, series=()), tmp_path / "out")
     assert files.html.read_text().startswith("<!DOCTYPE html>")
     assert files.junit.read_bytes().startswith(b"<?xml")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["junit.xml", "report.html"]

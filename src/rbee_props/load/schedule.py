@@ -79,7 +79,11 @@ def parse_duration(text: str, *, option: str = "--duration", allow_zero: bool = 
 
 @attrs.frozen
 class FaultStep:
-    """One timed fault: ``action`` on ``target`` at ``at`` seconds; undone after ``hold``."""
+    """One timed fault: ``action`` on ``target`` at ``at`` seconds.
+
+    ``hold``: how long until it is undone; on an undo step, how long after the step it undoes
+    really began it may run (never earlier than ``at``).
+    """
 
     action: str
     target: str | None
@@ -87,8 +91,17 @@ class FaultStep:
     hold: float | None = None
     delay_ms: int | None = None
     text: str = ""
-    #: made by :meth:`undo` from a step's ``+HOLD``, not written by the user
-    is_undo: bool = False
+    #: for a step made by :meth:`undo` from a ``+HOLD``: the (action, target, at) it undoes
+    undoes: tuple[str, str | None, float] | None = None
+
+    @property
+    def key(self) -> tuple[str, str | None, float]:
+        return (self.action, self.target, self.at)
+
+    @property
+    def is_undo(self) -> bool:
+        """Made from a step's ``+HOLD``, not written by the user."""
+        return self.undoes is not None
 
     @property
     def components(self) -> tuple[str, ...]:
@@ -110,7 +123,9 @@ class FaultStep:
         action = ACTIONS[self.action].undo
         assert action is not None
         target = None if action == "heal" else self.target
-        return FaultStep(action, target, self.at + self.hold, text=self.text, is_undo=True)
+        return FaultStep(
+            action, target, self.at + self.hold, self.hold, text=self.text, undoes=self.key
+        )
 
 
 def _bad(text: str, why: str) -> UsageError:
@@ -230,15 +245,22 @@ async def run_faults(
 ) -> list[FaultRecord]:
     """Perform ``steps`` at ``start + step.at`` (``clock`` time); return what happened.
 
+    Steps run one after the other, so one that takes long (a restart waits for health) delays
+    the next; an undo step then still waits its full hold after the step it undoes really began.
     A step that fails (a component did not come back) is recorded with its error and the run
     goes on: the load figures show what the failure did.
     """
     records = []
+    began_at: dict[tuple[str, str | None, float], float] = {}
     for step in steps:
-        delay = start + step.at - clock()
+        due = step.at
+        if step.undoes is not None and step.undoes in began_at and step.hold is not None:
+            due = max(due, began_at[step.undoes] + step.hold)
+        delay = start + due - clock()
         if delay > 0:
             await asyncio.sleep(delay)
         began = clock() - start
+        began_at[step.key] = began
         error = None
         try:
             await asyncio.to_thread(_perform, stack, step)

@@ -18,6 +18,29 @@ from rbee_props.stack import Stack, WaitTimedOut
 __all__ = ["MODEL_REF", "spawn_workers"]
 
 MODEL_REF: Final = "hf:rbee/load-model"
+SPAWN_ATTEMPTS: Final = 3
+
+
+def _spawn(http: httpx.Client, stack: Stack, hive: str, slots: int) -> str:
+    """One worker on ``hive``; a 5xx is tried again (up to SPAWN_ATTEMPTS): the worker's port
+    can be taken by another process between the hive's check and the worker's bind."""
+    body = {"model_ref": MODEL_REF, "backend": "cpu", "device": 0, "slots_total": slots}
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            reply = http.post(stack.urls[hive] + "/v1/workers/spawn", json=body)
+        except httpx.HTTPError as exc:
+            msg = f"{hive} did not answer a spawn for the load run: {type(exc).__name__}"
+            raise StackError(msg) from exc
+        if reply.status_code == 200:
+            return str(reply.json()["worker_id"])
+        if reply.status_code < 500 or attempt >= SPAWN_ATTEMPTS:
+            msg = (
+                f"{hive} answered {reply.status_code} to spawning a worker for the load run "
+                f"(expected 200, contract §5.2; attempt {attempt}): {reply.text[:200]}"
+            )
+            raise StackError(msg)
 
 
 def spawn_workers(stack: Stack, *, count: int, slots: int, timeout: float = 30.0) -> list[str]:
@@ -31,22 +54,7 @@ def spawn_workers(stack: Stack, *, count: int, slots: int, timeout: float = 30.0
         raise StackError(msg)
     headers = {"Authorization": f"Bearer {stack.token}"}
     with httpx.Client(headers=headers, timeout=10.0, trust_env=False) as http:
-        ids = []
-        for i in range(count):
-            hive = stack.hives[i % len(stack.hives)]
-            body = {"model_ref": MODEL_REF, "backend": "cpu", "device": 0, "slots_total": slots}
-            try:
-                reply = http.post(stack.urls[hive] + "/v1/workers/spawn", json=body)
-            except httpx.HTTPError as exc:
-                msg = f"{hive} did not answer a spawn for the load run: {type(exc).__name__}"
-                raise StackError(msg) from exc
-            if reply.status_code != 200:
-                msg = (
-                    f"{hive} answered {reply.status_code} to spawning a worker for the load run "
-                    f"(expected 200, contract §5.2): {reply.text[:200]}"
-                )
-                raise StackError(msg)
-            ids.append(str(reply.json()["worker_id"]))
+        ids = [_spawn(http, stack, stack.hives[i % len(stack.hives)], slots) for i in range(count)]
 
         def all_idle() -> bool:
             try:
