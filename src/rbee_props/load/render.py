@@ -159,7 +159,7 @@ def plot_series(series: Series, *, title: str | None = None) -> bytes:
             window.label,
             xy=(window.start, 1.0),
             xycoords=("data", "axes fraction"),
-            xytext=(2, -2),
+            xytext=(2, -2 - 11 * (i % 3)),  # staggered: close windows keep readable labels
             textcoords="offset points",
             va="top",
             fontsize=8,

@@ -98,7 +98,8 @@ class FindingReport:
         cls, finding: Finding, *, directory: Path | None = None, **fields: Any
     ) -> FindingReport:
         """From a stateful finding (and its exported directory, for REPORT.md and pictures)."""
-        report = (directory / "REPORT.md").read_text() if directory else ""
+        report_file = directory / "REPORT.md" if directory else None
+        report = report_file.read_text() if report_file and report_file.is_file() else ""
         values: dict[str, Any] = {
             "title": finding.violation.summary,
             "suite": finding.machine,
