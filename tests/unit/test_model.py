@@ -96,6 +96,18 @@ def test_kill_9_of_a_hive_orphans_its_workers_and_its_restart_dooms_them():
     assert expect(started).property_for("w1", "S03") == "C03"
 
 
+def test_a_frozen_orphan_stays_until_its_hive_starts_again_and_reaps_it():
+    [after] = step(START, Spawn("hive1", "hf:a/b", "w1", "u"), Ok(200))
+    orphaned = apply_fault(after, FaultOp("kill", "hive1"))
+    frozen = apply_fault(orphaned, FaultOp("pause_worker", "w1"))
+    assert frozen.workers["w1"].alive and frozen.workers["w1"].orphan  # no hive to evict it
+    assert expect(settle(frozen)).processes == {"w1": "may"}
+    started = apply_fault(frozen, FaultOp("start", "hive1"))
+    assert started.workers["w1"].doomed == "hive_restart"
+    # a frozen worker whose hive runs is evicted and killed by that hive
+    assert apply_fault(after, FaultOp("pause_worker", "w1")).workers["w1"].doomed
+
+
 def test_sigterm_of_a_hive_dooms_its_workers_under_c09():
     [after] = step(START, Spawn("hive2", "hf:a/b", "w1", "u"), Ok(200))
     terminated = apply_fault(after, FaultOp("terminate", "hive2"))

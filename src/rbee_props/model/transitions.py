@@ -177,7 +177,11 @@ def _apply_fault(state: ClusterState, fault: FaultOp) -> ClusterState:
     kind, target = fault.kind, fault.target
     if kind in ("kill_worker", "pause_worker"):
         worker = state.workers.get(target)
-        return state.with_worker(attrs.evolve(worker, doomed=kind)) if worker else state
+        if worker is None or (kind == "pause_worker" and worker.orphan):
+            # a frozen orphan has no hive to evict and kill it: it stays an orphan until its
+            # hive starts again and reaps it (C03); the queen may drop it meanwhile
+            return state
+        return state.with_worker(attrs.evolve(worker, doomed=kind))
     if kind == "partition":
         return state.with_hive(target, attrs.evolve(_hive(state, target), partitioned=True))
     if kind == "heal":
