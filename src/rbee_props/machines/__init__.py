@@ -20,6 +20,7 @@ from rbee_props.machines._core import StackMachineBase, recorded
 from rbee_props.machines.auth import AuthRules
 from rbee_props.machines.beehives import BeehiveRules
 from rbee_props.machines.churn import ChurnRules
+from rbee_props.machines.concurrency import ConcurrentMachine
 from rbee_props.machines.faults import FaultRules
 from rbee_props.machines.registration import RegistrationRules
 
@@ -49,4 +50,5 @@ class RegistryMachine(RegistrationRules, ChurnRules, BeehiveRules):
 MACHINES: dict[str, type[StackMachineBase]] = {
     "stack": StackMachine,
     "registry": RegistryMachine,
+    "concurrent": ConcurrentMachine,
 }
