@@ -140,8 +140,15 @@ def _run(finding: Finding) -> list[str]:
     ]
 
 
-def render_report(finding: Finding, history: Sequence[Mapping[str, Any]], where: str) -> str:
-    """The text of ``REPORT.md``; ``where`` is the finding's directory as the reader names it."""
+def render_report(
+    finding: Finding,
+    history: Sequence[Mapping[str, Any]],
+    where: str,
+    *,
+    sections: Sequence[str] = (),
+) -> str:
+    """The text of ``REPORT.md``; ``where`` is the finding's directory as the reader names it;
+    ``sections``: more Markdown lines, before "Run" (a burst's timeline)."""
     violation = finding.violation
     facts = [
         f"- **Expected:** {code(violation.expected)}",
@@ -167,6 +174,7 @@ def render_report(finding: Finding, history: Sequence[Mapping[str, Any]], where:
         "",
         *_table(history),
         "",
+        *sections,
         "## Run",
         "",
         *_run(finding),

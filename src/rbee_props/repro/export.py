@@ -23,8 +23,12 @@ from rbee_props.redact import Redactor
 from rbee_props.repro._finding import Finding
 from rbee_props.repro._report import render_report
 from rbee_props.repro._shell import render_script
+from rbee_props.repro.timeline import timeline_section, write_timeline
 
 __all__ = ["export_finding", "render_test"]
+
+#: replays of a concurrent finding's program in its test_repro.py (its outcome depends on timing)
+BURST_REPLAYS = 8
 
 
 class _Expr:
@@ -73,6 +77,7 @@ def render_test(finding: Finding, program: Sequence[Mapping[str, Any]]) -> str:
         "CONFIG": finding.config_path,
         "BACKEND": finding.backend,
     }
+    attempts = BURST_REPLAYS if "burst" in violation.details else 1
     lines = [
         f'"""{doc}\n"""',
         "",
@@ -86,12 +91,18 @@ def render_test(finding: Finding, program: Sequence[Mapping[str, Any]]) -> str:
         ),
         "]",
         *(f"{name} = {value!r}" for name, value in literals.items()),
+        *(
+            [f"ATTEMPTS = {attempts}  # a burst depends on timing: replayed, rate reported"]
+            if attempts > 1
+            else []
+        ),
         "",
         "",
         "def test_repro() -> None:",
         f'    """{_docstring(violation.invariant)} holds all along the minimal program."""',
         "    assert_program_holds(",
-        "        PROGRAM, machine=MACHINE, bugs=BUGS, config=CONFIG, backend=BACKEND",
+        "        PROGRAM, machine=MACHINE, bugs=BUGS, config=CONFIG, backend=BACKEND"
+        + (", attempts=ATTEMPTS" if attempts > 1 else ""),
         "    )",
         "",
     ]
@@ -133,7 +144,11 @@ def export_finding(
     _write(directory / "finding.json", json.dumps(data, indent=2, default=str) + "\n", redact)
     jsonl = "".join(json.dumps(op, default=str) + "\n" for op in history)
     _write(directory / "history.jsonl", jsonl, redact)
-    _write(directory / "REPORT.md", render_report(clean, history, where), redact)
+    details = clean.violation.details
+    title = f"{clean.violation.invariant}: {clean.violation.explains}"
+    timeline = write_timeline(details, history, directory, title=title)
+    sections = timeline_section(timeline, details)
+    _write(directory / "REPORT.md", render_report(clean, history, where, sections=sections), redact)
     _write(directory / "test_repro.py", render_test(clean, data["program"]), redact)
     script = directory / "repro.sh"
     _write(script, render_script(clean, history), redact)

@@ -19,6 +19,7 @@ from rbee_props.config import Config, load_config
 from rbee_props.findings import Violation
 from rbee_props.machines import MACHINES, MachineContext, StackMachineBase
 from rbee_props.machines._context import Failure
+from rbee_props.repro._shrink_args import drop_elements
 from rbee_props.repro._substitute import single_steps
 from rbee_props.stack import make_stack
 
@@ -98,7 +99,8 @@ def shrink_program(
     """Shrink ``program`` while the same invariant still fails, within ``budget`` seconds.
 
     Two passes, repeated while either makes progress: greedy delta debugging (drop chunks of
-    steps, and the steps that use what they bound), then, given the ``machine``, substitution
+    steps, and the steps that use what they bound; once, also elements of the lists in a
+    step's arguments, see ``_shrink_args``), then, given the ``machine``, substitution
     (replace the steps from some point to the failing one by a single rule, see
     ``_substitute``). Each candidate is replayed once against the live stack; a candidate whose
     replay raises counts as not failing. Returns the smallest failing program found, with its
@@ -116,6 +118,8 @@ def shrink_program(
         return failure if failure is not None and failure.violation.invariant == invariant else None
 
     current, best = _drop_chunks(list(program), still_fails, deadline)
+    current, inner = drop_elements(current, still_fails, deadline)
+    best = inner or best
     while machine is not None and time.monotonic() < deadline:
         substituted = _substitute(current, still_fails, machine)
         if substituted is None:
@@ -207,16 +211,32 @@ def replay_program(
         stack.stop()
 
 
-def assert_program_holds(program: Program, **options: Any) -> None:
+def assert_program_holds(program: Program, *, attempts: int = 1, **options: Any) -> None:
     """Replay ``program``; raise the violation if it still fails (for ``test_repro.py``).
 
-    ``RBEE_PROPS_BUGS`` (comma-separated, may be empty) and ``RBEE_PROPS_CONFIG`` in the
-    environment replace the recorded planted bugs and config, e.g. to check a fix.
+    ``attempts`` > 1 replays it that many times (a concurrent burst's outcome depends on
+    timing) and raises the first violation, its observation ending with how many replays
+    reproduced it. ``RBEE_PROPS_BUGS`` (comma-separated, may be empty) and
+    ``RBEE_PROPS_CONFIG`` in the environment replace the recorded planted bugs and config,
+    e.g. to check a fix.
     """
     if "RBEE_PROPS_BUGS" in os.environ:
         options["bugs"] = [b for b in os.environ["RBEE_PROPS_BUGS"].split(",") if b]
     if os.environ.get("RBEE_PROPS_CONFIG"):
         options["config"] = os.environ["RBEE_PROPS_CONFIG"]
-    [failure] = replay_program(program, **options)
-    if failure is not None:
-        raise failure.violation
+    failures = [f for f in replay_program(program, attempts=attempts, **options) if f]
+    if not failures:
+        return
+    first = failures[0].violation
+    if attempts == 1:
+        raise first
+    raise Violation(
+        first.invariant,
+        explains=first.explains,
+        expected=first.expected,
+        observed=f"{first.observed} [reproduced in {len(failures)} of {attempts} replays]",
+        op_kinds=first.op_kinds,
+        step=first.step,
+        waited=first.waited,
+        details=first.details,
+    )
