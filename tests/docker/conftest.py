@@ -16,7 +16,7 @@ from rbee_props.config import Config, parse_config
 from rbee_props.errors import DockerUnavailable
 from rbee_props.stack._docker import RUN_LABEL, docker_client
 from rbee_props.stack.compose import ComposeStack
-from rbee_props.stack.image import ensure_stack_image
+from rbee_props.stack.image import stack_image as image_for_run
 
 
 def compose_config(**changes: object) -> Config:
@@ -48,7 +48,7 @@ def engine():
 @pytest.fixture(scope="session")
 def stack_image(engine) -> str:
     """The stack image for the current sources (built on the first use on a machine)."""
-    return ensure_stack_image(client=engine).tag
+    return image_for_run(engine)
 
 
 @pytest.fixture(scope="module")

@@ -220,9 +220,9 @@ class ComposeStack(Stack):
         )  # fmt: skip
         self.files = [file, override]
         if self.reference:
-            from rbee_props.stack.image import ensure_stack_image
+            from rbee_props.stack.image import stack_image
 
-            self.image = ensure_stack_image(client=self.client).tag
+            self.image = stack_image(self.client)
             self.env["RBEE_IMAGE"] = self.image
         self._start_watchdog()
         self.tool.up(

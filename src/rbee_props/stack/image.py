@@ -37,9 +37,20 @@ from rbee_props.stack._wheels import build_wheels, project_root, sources_digest
 if TYPE_CHECKING:
     import docker
 
-__all__ = ["INPUTS_LABEL", "BuiltImage", "cache_root", "compose_dir", "ensure_stack_image"]
+__all__ = [
+    "IMAGE_ENV",
+    "INPUTS_LABEL",
+    "BuiltImage",
+    "cache_root",
+    "compose_dir",
+    "ensure_stack_image",
+    "stack_image",
+]
 
 INPUTS_LABEL = "rbee-props.inputs"
+#: names an image to run instead of the one built for the current sources
+IMAGE_ENV = "RBEE_PROPS_STACK_IMAGE"
+_SEEN: dict[str, str] = {}
 
 
 def cache_root() -> Path:
@@ -196,3 +207,30 @@ def ensure_stack_image(
 def _mkdir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def stack_image(client: docker.DockerClient) -> str:
+    """The image a compose run uses: ``$RBEE_PROPS_STACK_IMAGE``, else the one for the sources
+    as this process first saw them (built once per process at most: the reference programs in
+    the containers then match the rbee-props this process imported).
+
+    Raises:
+        StackError: the named image does not exist, or none can be built.
+    """
+    import docker.errors
+
+    named = os.environ.get(IMAGE_ENV)
+    if named:
+        try:
+            client.images.get(named)
+        except docker.errors.ImageNotFound as exc:
+            msg = f"{IMAGE_ENV}={named} names no image on this machine; unset it or build it"
+            raise StackError(msg) from exc
+        return named
+    seen = _SEEN.get("tag")
+    if seen is not None:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            client.images.get(seen)
+            return seen
+    _SEEN["tag"] = ensure_stack_image(client=client).tag
+    return _SEEN["tag"]
