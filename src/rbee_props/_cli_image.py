@@ -8,6 +8,7 @@ its inputs: with nothing changed it only looks the image up.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -17,7 +18,7 @@ from rbee_props import _output as out
 __all__ = ["register"]
 
 
-def register(main: click.Group, handle_errors: Any) -> None:
+def register(main: click.Group, handle_errors: Callable[[Any], Any]) -> None:
     """Add the ``image`` group to ``main`` (the CLI's error handling is passed in)."""
 
     @main.group()

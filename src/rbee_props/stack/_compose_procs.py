@@ -112,4 +112,4 @@ def signal_worker(container: Container, worker_id: str | None, signal: str) -> b
             "needs procps for worker faults"
         )
         raise StackError(msg)
-    return result.exit_code == 0
+    return bool(result.exit_code == 0)

@@ -26,7 +26,6 @@ import os
 import re
 import secrets
 import shutil
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,17 +34,21 @@ from typing import TYPE_CHECKING
 import httpx
 
 from rbee_props.config import Config
-from rbee_props.errors import ComponentDidNotStart, ConfigError, StackError, UsageError
+from rbee_props.errors import ComponentDidNotStart, StackError, UsageError
 from rbee_props.stack._base import Fault, Stack, WaitTimedOut, WorkerProcess, poll_until
 from rbee_props.stack._beehives import register_beehives
 from rbee_props.stack._compose_cli import ComposeTool, find_compose
 from rbee_props.stack._compose_net import Links, netem_works
 from rbee_props.stack._compose_procs import signal_worker, workers_in
-from rbee_props.stack._compose_project import (
-    ComposeProject,
-    component_map,
-    load_project,
-    override_file,
+from rbee_props.stack._compose_project import component_map, load_project, override_file
+from rbee_props.stack._compose_run import (
+    component_ports,
+    compose_file,
+    find_container,
+    host_port,
+    read_token,
+    start_watchdog,
+    write_run_files,
 )
 from rbee_props.stack._docker import (
     OWNER_LABEL,
@@ -55,7 +58,6 @@ from rbee_props.stack._docker import (
     reap_orphaned_runs,
     remove_run,
 )
-from rbee_props.stack._ports import PortPlan
 from rbee_props.stack._processes import ManagedProcess
 from rbee_props.stack.local import runs_root
 
@@ -67,7 +69,6 @@ if TYPE_CHECKING:
 __all__ = ["ComposeStack"]
 
 HOST = "127.0.0.1"
-LOOPBACK = re.compile(r"127\.\d+\.\d+\.\d+|localhost")
 
 
 class ComposeStack(Stack):
@@ -184,35 +185,15 @@ class ComposeStack(Stack):
         self.started = True
         return self
 
-    def _compose_file(self) -> Path:
-        if self.reference:
-            from rbee_props.stack.image import compose_dir
-
-            return compose_dir() / "docker-compose.yml"
-        file = Path(self.config.compose.file)
-        if not file.is_absolute() and not self.config.source.startswith("built-in"):
-            file = Path(self.config.source.split(" [tool.")[0]).parent / file
-        if not file.is_file():
-            msg = (
-                f"stack.compose.file {str(file)!r} does not exist; give the path of a compose file"
-            )
-            raise ConfigError(msg, file=str(file))
-        return file.resolve()
-
     def _start(self) -> None:
-        file = self._compose_file()
-        self._write_run_files()
-        plan = PortPlan(self.config.ports)
-        names = ["queen"] + [f"hive{i}" for i in range(1, max(self.config.hive.count, 8) + 1)]
-        host_ports = {name: plan.take() for name in names}
-        self.env.update(
-            {f"RBEE_{name.upper()}_PORT": str(port) for name, port in host_ports.items()}
-        )
+        file = compose_file(self.config)
+        self._token = read_token(self.config)
+        self.env = write_run_files(self.run_dir, self.config, self._token)
         assert self.tool is not None
         text = self.tool.config(project=self.project, files=[file], env=self.env)
         project = load_project(text, source=str(file))
         self.services = component_map(project, self.config.compose.services, source=str(file))
-        self._check(project, file)
+        self.ports = component_ports(project, self.services, self.config, file)
         labels = {RUN_LABEL: self.run_id, OWNER_LABEL: owner_label()}
         override = override_file(
             self.run_dir / "override.yml", project, labels=labels,
@@ -224,15 +205,18 @@ class ComposeStack(Stack):
 
             self.image = stack_image(self.client)
             self.env["RBEE_IMAGE"] = self.image
-        self._start_watchdog()
+        self.watchdog, self._watchdog_pipe = start_watchdog(self.run_id, self.run_dir)
         self.tool.up(
             project=self.project, files=self.files, env=self.env,
             timeout=max(self.config.startup_timeout, 60.0) * 4,
         )  # fmt: skip
         self._links = Links(self.client)
-        for component in self.services:
-            self.containers[component] = self._find_container(component)
-            self._urls[component] = f"http://{HOST}:{self._host_port(component)}"
+        for component, service in self.services.items():
+            container = find_container(self.client, self.project, service, component)
+            self.containers[component] = container
+            self._urls[component] = (
+                f"http://{HOST}:{host_port(container, self.ports[component], component)}"
+            )
             spec = self.config.queen if component == "queen" else self.config.hive
             self.health_paths[component] = spec.health
         for component in self.services:
@@ -241,77 +225,6 @@ class ComposeStack(Stack):
         if netem_works(self.containers[self.hives[0]]):
             self.capabilities = self.capabilities | {Fault.SLOW}
         self._write_state()
-
-    def _write_run_files(self) -> None:
-        self._token = self._load_token()
-        fd = os.open(self.token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(self._token + "\n")
-        env = {**self.config.timings.as_env(), "RBEE_REF_BUGS": ",".join(self.config.bugs)}
-        (self.run_dir / "rbee.env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
-        # (never RBEE_PROPS_RUN here: the local backend's reaper kills processes carrying it)
-        self.env = {
-            "RBEE_TOKEN_FILE": str(self.token_file),
-            "RBEE_TOKEN": self._token,
-        }
-
-    def _load_token(self) -> str:
-        if self.config.token_file == "auto":
-            return secrets.token_urlsafe(24)
-        try:
-            return Path(self.config.token_file).read_text().rstrip("\r\n")
-        except OSError as exc:
-            msg = (
-                f"cannot read stack.token_file {self.config.token_file!r}: {exc.strerror}; "
-                'give a readable file or "auto"'
-            )
-            raise ConfigError(msg) from exc
-
-    def _check(self, project: ComposeProject, file: Path) -> None:
-        """Each component publishes a port on 127.0.0.1; the hive count matches the config."""
-        hives = [c for c in self.services if c != "queen"]
-        if len(hives) != self.config.hive.count:
-            msg = (
-                f"{file} has {len(hives)} hive(s) ({', '.join(hives)}) but stack.hive.count "
-                f"(or --hives) is {self.config.hive.count}; make them agree"
-            )
-            raise ConfigError(msg)
-        for component, service in self.services.items():
-            ports = [p for p in project.services[service].ports if p.published]
-            if not ports:
-                msg = (
-                    f"service {service!r} ({component}) in {file} publishes no port; add "
-                    f'ports: ["127.0.0.1:${{RBEE_{component.upper()}_PORT}}:<its port>"]'
-                )
-                raise ConfigError(msg, service=service)
-            if not LOOPBACK.fullmatch(ports[0].host_ip):
-                msg = (
-                    f"service {service!r} in {file} publishes port {ports[0].target} on "
-                    f"{ports[0].host_ip or 'every interface'}; publish it on 127.0.0.1 only"
-                )
-                raise ConfigError(msg, service=service)
-            self.ports[component] = ports[0].target
-
-    def _find_container(self, component: str) -> Container:
-        service = self.services[component]
-        labels = [
-            f"com.docker.compose.project={self.project}",
-            f"com.docker.compose.service={service}",
-        ]
-        found = self.client.containers.list(all=True, filters={"label": labels})
-        if not found:
-            msg = f"compose started no container for service {service!r} ({component})"
-            raise ComponentDidNotStart(msg, component=component)
-        return found[0]
-
-    def _host_port(self, component: str) -> int:
-        container = self.containers[component]
-        bindings = container.attrs["NetworkSettings"]["Ports"].get(f"{self.ports[component]}/tcp")
-        for binding in bindings or ():
-            if LOOPBACK.fullmatch(binding.get("HostIp") or ""):
-                return int(binding["HostPort"])
-        msg = f"{component} publishes no port on 127.0.0.1 ({bindings})"
-        raise ComponentDidNotStart(msg, component=component)
 
     def _wait_started(self, component: str) -> float:
         container = self.containers[component]
@@ -359,22 +272,6 @@ class ComposeStack(Stack):
             ]
             hosts[hive] = (aliases[0] if aliases else self.services[hive], self.ports[hive])
         register_beehives(self._urls["queen"], self._token, hosts, describe=self.describe_failure)
-
-    def _start_watchdog(self) -> None:
-        read_end, write_end = os.pipe()
-        argv = [sys.executable, "-m", "rbee_props.stack._compose_watchdog", "--run-id", self.run_id]
-        argv += ["--run-dir", str(self.run_dir)]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RBEE_")}
-        self.watchdog = ManagedProcess(
-            "watchdog", argv, env, log=self.run_dir / "watchdog.log",
-            pidfile=self.run_dir / "watchdog.pid",
-        )  # fmt: skip
-        try:
-            self.watchdog.start(stdin=read_end)
-        finally:
-            os.close(read_end)
-        os.set_inheritable(write_end, False)
-        self._watchdog_pipe = write_end
 
     def _write_state(self) -> None:
         state = {
