@@ -106,7 +106,8 @@ def _summary(progress: Progress, out_dir: Path, seconds: float, *, interrupted: 
         out.info(f"  {how} {signature}  ->  {out_dir / finding.slug}")
     ending = "interrupted" if interrupted else "ended"
     out.info(
-        f"fuzz campaign {ending} after {elapsed:.0f}s of {seconds:g}s: {progress.requests} "
+        f"fuzz campaign {ending} after {elapsed:.0f}s of {seconds:g}s (and a warm-up of "
+        f"{progress.warm_up:.1f}s): {progress.requests} "
         f"requests ({progress.rate():.1f}/s; {progress.cases} cases, {progress.probes} re-sent "
         f"by checks), operations covered {len(progress.covered)}/{progress.operations_total}, "
         f"{len(progress.findings)} finding(s) ({len(progress.replayed)} replayed from the "
@@ -136,8 +137,8 @@ def register(main: click.Group, handle_errors, config_of, bugs_of) -> None:  # t
     @click.option("--seed", type=int, help="Campaign seed (printed either way).")
     @click.option("--spec", type=click.Path(),
                   help="OpenAPI document replacing the shipped one (one --service).")  # fmt: skip
-    @click.option("--examples", "chunk", default=20, show_default=True, type=click.IntRange(1),
-                  help="Examples per operation and generation mode in each round.")  # fmt: skip
+    @click.option("--examples", "chunk", default=50, show_default=True, type=click.IntRange(1),
+                  help="Most examples per operation and mode in each round.")  # fmt: skip
     @handle_errors  # type: ignore[untyped-decorator]
     def fuzz(budget: str, service: str, workers: int, db: str | None, config_path: str | None,
              bugs: str | None, out_dir: str, seed: int | None, spec: str | None,

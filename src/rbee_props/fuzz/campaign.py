@@ -1,7 +1,8 @@
 """A time-budgeted fuzz campaign: replay the example database, then fuzz in rounds until time's up.
 
-Each round sends a chunk of Hypothesis examples to every operation of every target, in positive
-and negative mode, with a seed derived from the campaign seed (printed, so a round repeats). Every
+Each round gives every operation of every target, in positive and negative mode, an equal slice
+of time (as Schemathesis' CLI shares its budget between operations; at most ``chunk`` examples),
+with a seed derived from the campaign seed (printed, so a round repeats). Every
 response goes through all checks in one pass (:func:`~rbee_props.fuzz._judge.judge`). A failed
 check makes a :class:`~rbee_props.fuzz.signature.FuzzFinding`; what happens next depends on its
 signature:
@@ -45,10 +46,17 @@ from rbee_props.fuzz.targets import FuzzTarget, Operation, Targets
 __all__ = ["Campaign", "FoundEvent", "Progress"]
 
 MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+#: bounds of one operation's slice of a round, in seconds: rounds of a short budget still reach
+#: every operation, and a long campaign comes back to each one every few minutes
+MIN_SLICE, MAX_SLICE = 0.5, 10.0
 
 
 class _Stop(KeyboardInterrupt):
     """Ends a Hypothesis run at once, without shrinking or reporting (time is up, or abort)."""
+
+
+class _SliceDone(KeyboardInterrupt):
+    """Ends one operation's slice of the round: the next operation's turn."""
 
 
 class _ShrinkDone(KeyboardInterrupt):
@@ -82,6 +90,7 @@ class Progress:
     errors: list[str] = attrs.field(factory=list)
     phase: str = "starting"
     round: int = 0
+    warm_up: float = 0.0
 
     @property
     def requests(self) -> int:
@@ -139,7 +148,7 @@ class Campaign:
         out: the findings directory.
         seed: the campaign seed; rounds derive theirs from it.
         deadline: when to stop (monotonic clock).
-        chunk: examples per operation, mode and round.
+        chunk: most examples per operation, mode and round.
         shrink_seconds: longest time spent shrinking one new finding.
         stack_label: how the stack is described in reports.
         stop: polled between examples; True ends the campaign like the deadline.
@@ -155,7 +164,7 @@ class Campaign:
         out: Path,
         seed: int,
         deadline: float,
-        chunk: int = 20,
+        chunk: int = 50,
         shrink_seconds: float = 30.0,
         stack_label: str = "",
         stop: Callable[[], bool] | None = None,
@@ -175,6 +184,8 @@ class Campaign:
         self.progress = progress if progress is not None else Progress()
         self.progress.operations_total = targets.operation_count
         self._dead_ops: set[tuple[str, str, str]] = set()
+        self._slice = MIN_SLICE
+        self._slice_end = 0.0
         self._strategies: dict[tuple[str, str, str], Any] = {}
         self._session = requests.Session()
         self._session.trust_env = False  # the stack is where the config says, never via a proxy
@@ -193,6 +204,10 @@ class Campaign:
             self.progress.phase = "replay"
             for target, operation, mode in self._plan():
                 self._run_one(target, operation, mode, replay=True)
+            pairs = max(len(list(self._plan())), 1)
+            self._slice = min(
+                max((self.deadline - time.monotonic()) / (2 * pairs), MIN_SLICE), MAX_SLICE
+            )
             while not self._over():
                 self.progress.round += 1
                 self.progress.phase = f"round {self.progress.round}"
@@ -235,6 +250,7 @@ class Campaign:
         spent = time.monotonic() - started
         self.deadline += spent
         self.progress.started += spent
+        self.progress.warm_up = spent
 
     def _strategy(self, target: FuzzTarget, operation: Operation, mode: GenerationMode) -> Any:
         """The (cached) Schemathesis strategy of one operation and mode."""
@@ -291,9 +307,10 @@ class Campaign:
         seed = f"{self.seed}:{self.progress.round}:{target.service}:{operation.label}:{mode.value}"
         # settings on top: hypothesis.seed() alone would switch the database off
         test = self._settings(replay=replay)(hypothesis.seed(seed)(test))
+        self._slice_end = time.monotonic() + self._slice
         try:
             test()
-        except (_NewFinding, _ShrinkDone, hypothesis.errors.Flaky):
+        except (_NewFinding, _ShrinkDone, _SliceDone, hypothesis.errors.Flaky):
             pass  # the hunted finding is in ``hunt``; a flaky replay still showed it once
         except unittest.SkipTest:
             pass  # a replay with nothing stored for this operation
@@ -336,6 +353,8 @@ class Campaign:
             # the replay of the database always completes (it is short): it comes first
             if self.stop() or (not replay and hunt.signature is None and self._over()):
                 raise _Stop
+            if not replay and hunt.signature is None and time.monotonic() >= self._slice_end:
+                raise _SliceDone
             if hunt.signature is not None and (
                 time.monotonic() >= hunt.shrink_until or self._over()
             ):

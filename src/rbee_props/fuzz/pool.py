@@ -52,7 +52,7 @@ class CampaignPlan:
         seed: the campaign seed.
         seconds: the budget.
         spec: a document replacing the one service's shipped document.
-        chunk: examples per operation, mode and round.
+        chunk: most examples per operation, mode and round.
         shrink_seconds: longest shrink of one finding.
         stack_label: how reports describe the stack.
     """
@@ -63,7 +63,7 @@ class CampaignPlan:
     seed: int
     seconds: float
     spec: str | None = None
-    chunk: int = 20
+    chunk: int = 50
     shrink_seconds: float = 30.0
     stack_label: str = ""
 
@@ -138,6 +138,7 @@ def _snapshot(progress: Progress) -> dict[str, Any]:
         "error_count": len(progress.errors),
         "round": progress.round,
         "phase": progress.phase,
+        "warm_up": progress.warm_up,
     }
 
 
@@ -287,6 +288,7 @@ class _Pool:
         progress.covered = set().union(*(s["covered"] for s in shots))
         progress.operations_total = max(s["operations_total"] for s in shots)
         progress.round = max(s["round"] for s in shots)
+        progress.warm_up = max(s["warm_up"] for s in shots)
         progress.phase = snapshot["phase"]
         errors = [e for s in shots for e in s["errors"]]
         if len(errors) > len(progress.errors):
