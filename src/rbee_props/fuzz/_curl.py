@@ -1,11 +1,12 @@
-"""repro.sh of a fuzz finding: the request as sent, and the checks' re-sends, as curl lines.
+"""repro.sh of a fuzz finding: the request as sent, and the checks' own requests, as curl lines.
 
 The script never holds the stack token: a request that carried it sends
 ``Authorization: Bearer ${RBEE_TOKEN}``, read from ``$RBEE_TOKEN`` or the file named by
 ``$RBEE_TOKEN_FILE`` when the script runs; anything else that looks like the token passes
-:mod:`rbee_props.redact`. The service's URL is a variable (``$QUEEN_URL``) defaulting to the one
-recorded, since a new stack gets new ports. A body that a shell word cannot carry (NUL bytes, not
-UTF-8, or a leading ``@`` that curl would read as a file name) is written next to the script.
+:mod:`rbee_props.redact`. Each service's URL is a variable (``$QUEEN_URL``, ``$HIVE_URL``)
+defaulting to the one recorded, since a new stack gets new ports. A body that a shell word
+cannot carry (NUL bytes, not UTF-8, or a leading ``@`` that curl would read as a file name) is
+written next to the script.
 """
 
 from __future__ import annotations
@@ -46,18 +47,21 @@ def url_variable(service: str) -> str:
 
 
 class _Script:
-    def __init__(self, base_url: str, url_var: str, token: str, redactor: Redactor) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.url_var = url_var
+    def __init__(self, bases: Mapping[str, str], token: str, redactor: Redactor) -> None:
+        # longest URL first, so that a base URL that prefixes another never takes its requests
+        self.bases = sorted(
+            ((url.rstrip("/"), var) for var, url in bases.items()), key=lambda b: -len(b[0])
+        )
         self.token = token
         self.redactor = redactor
         self.needs_token = False
         self.files: dict[str, bytes] = {}
 
     def url(self, url: str) -> str:
-        if url.startswith(self.base_url):
-            rest = self.redactor.text(url[len(self.base_url) :])
-            return f'"${{{self.url_var}}}"' + (shlex.quote(rest) if rest else "")
+        for base, var in self.bases:
+            if url == base or url.startswith(base + "/") or url.startswith(base + "?"):
+                rest = self.redactor.text(url[len(base) :])
+                return f'"${{{var}}}"' + (shlex.quote(rest) if rest else "")
         return shlex.quote(self.redactor.text(url))
 
     def header(self, name: str, value: str) -> str:
@@ -98,6 +102,7 @@ def curl_script(
     base_url: str,
     token: str,
     redactor: Redactor,
+    peers: Mapping[str, str] | None = None,
 ) -> tuple[str, dict[str, bytes]]:
     """The bash script replaying ``exchanges``, and the body files it reads.
 
@@ -108,9 +113,12 @@ def curl_script(
         base_url: the URL they went to, the variable's default.
         token: the stack token, replaced by ``${RBEE_TOKEN}`` wherever it was sent.
         redactor: masks the token anywhere else.
+        peers: other services the checks asked (``{"queen": url}``), as their own variables.
     """
     url_var = url_variable(service)
-    script = _Script(base_url, url_var, token, redactor)
+    bases = {url_var: base_url}
+    bases.update({url_variable(name): url for name, url in (peers or {}).items()})
+    script = _Script(bases, token, redactor)
     body: list[str] = []
     for exchange in exchanges:
         answered = "no answer" if exchange.status is None else f"answered {exchange.status}"
@@ -123,7 +131,7 @@ def curl_script(
         "# (or RBEE_TOKEN=...); the token is never stored in this file.",
         "set -euo pipefail",
         'cd "$(dirname "$0")"',
-        f'{url_var}="${{{url_var}:-{script.base_url}}}"',
+        *(f'{var}="${{{var}:-{url.rstrip("/")}}}"' for var, url in bases.items()),
     ]
     if script.needs_token:
         lines.append(TOKEN_LINE)

@@ -33,13 +33,14 @@ __all__ = [
 
 @attrs.frozen
 class Probe:
-    """One re-sent request and the status it got (what a reproduction must replay)."""
+    """One request a check sent and the status it got (None: no answer): what a reproduction
+    must replay besides the case itself."""
 
     method: str
     url: str
     headers: Mapping[str, str]
     body: bytes
-    status: int
+    status: int | None
 
 
 _PROBES: contextvars.ContextVar[list[Probe] | None] = contextvars.ContextVar(
@@ -121,12 +122,18 @@ def resend(response: Response, authorization: str | None) -> tuple[int, bytes]:
 def get_json(url: str, token: str | None) -> Any:
     """``GET url`` with the token; the JSON of a 200, else None (also when unreachable)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    status: int | None = None
     try:
         with client() as http:
             reply = http.get(url, headers=headers)
+        status = reply.status_code
         return reply.json() if reply.status_code == 200 else None
     except (httpx.HTTPError, ValueError):
         return None
+    finally:
+        log = _PROBES.get()
+        if log is not None:
+            log.append(Probe("GET", url, headers, b"", status))
 
 
 def worker_ids(body: Any, key: str, *, states: tuple[str, ...] | None = None) -> set[str]:

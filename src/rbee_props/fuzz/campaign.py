@@ -38,7 +38,7 @@ from schemathesis import Case, GenerationMode
 from rbee_props.errors import StackError
 from rbee_props.fuzz._judge import judge
 from rbee_props.fuzz.export import ExportContext, Sample, write_finding
-from rbee_props.fuzz.signature import FuzzFinding
+from rbee_props.fuzz.signature import FuzzFinding, findings_of
 from rbee_props.fuzz.specs import call_kwargs
 from rbee_props.fuzz.suite import checks_for, is_destructive
 from rbee_props.fuzz.targets import FuzzTarget, Operation, Targets
@@ -125,18 +125,7 @@ class _Hunt:
 
 def _findings(target: FuzzTarget, operation: Operation, sample: Sample) -> list[FuzzFinding]:
     """One finding per check that failed on ``sample``."""
-    op_id = str(operation.definition.raw.get("operationId") or operation.label)
-    return [
-        FuzzFinding(
-            check=check,
-            service=target.service,
-            operation=op_id,
-            label=operation.label,
-            status=sample.response.status_code,
-            messages=sample.judgement.messages(check),
-        )
-        for check in sample.judgement.failures
-    ]
+    return findings_of(target.service, operation, sample.response.status_code, sample.judgement)
 
 
 class Campaign:

@@ -4,7 +4,8 @@
 file                       what
 =========================  ===========================================================
 ``REPORT.md``              the check, what it said, the request and the answer
-``repro.sh``               curl lines: the request as sent, then the checks' re-sends
+``repro.sh``               curl lines: the request as sent, then the failing check's own
+                           requests (re-sends, a peer's list)
 ``finding.json``           the same, machine-readable (signature, seed, mode, stack)
 ``schemathesis/``          a Schemathesis crash directory (``manifest.json``, one crash
                            file, the document it was found with) for ``st replay``
@@ -23,6 +24,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 import yaml
@@ -96,21 +98,17 @@ def _exchanges(finding: FuzzFinding, sample: Sample) -> list[Exchange]:
         body=_body(request.body),
         status=sample.response.status_code,
     )
-    probes = [
-        Exchange(
-            title="re-sent by the check "
-            + (
-                "without Authorization" if "Authorization" not in p.headers else "as another caller"
-            ),
-            method=p.method,
-            url=p.url,
-            headers=p.headers,
-            body=p.body,
-            status=p.status,
-        )
-        for p in sample.judgement.probes.get(finding.check, ())
-    ]
-    return [sent, *probes]
+    probes: dict[tuple[str, str, tuple[tuple[str, str], ...], bytes], Exchange] = {}
+    for p in sample.judgement.probes.get(finding.check, ()):
+        # a check that polls (S21) sends the same request many times: the last answer stands
+        key = (p.method, p.url, tuple(sorted(p.headers.items())), p.body)
+        probes.pop(key, None)
+        probes[key] = Exchange(
+            title=f"sent by the check {finding.check}: {p.method} {urlsplit(p.url).path}"
+            + ("" if "Authorization" in p.headers else " without Authorization"),
+            method=p.method, url=p.url, headers=p.headers, body=p.body, status=p.status,
+        )  # fmt: skip
+    return [sent, *probes.values()]
 
 
 def replay_command(directory: Path, service: str) -> str:
@@ -216,6 +214,7 @@ def write_finding(
     comments = (
         [finding.signature, *finding.messages[0].splitlines()[:3]] if finding.messages else []
     )
+    peers = sample.case.operation.schema.raw_schema.get(PEERS_KEY, {})
     script, files = curl_script(
         exchanges,
         comments=comments,
@@ -223,6 +222,7 @@ def write_finding(
         base_url=ctx.base_url,
         token=ctx.token,
         redactor=redactor,
+        peers=peers if isinstance(peers, dict) else {},
     )
     (directory / "repro.sh").write_text(script)
     os.chmod(directory / "repro.sh", 0o755)

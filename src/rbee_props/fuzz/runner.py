@@ -12,6 +12,7 @@ example database on top.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -23,6 +24,9 @@ from schemathesis.core.result import Ok
 from schemathesis.schemas import BaseSchema
 
 from rbee_props.fuzz._judge import judge
+from rbee_props.fuzz.export import ExportContext, Sample, write_finding
+from rbee_props.fuzz.settings import TARGET_KEY
+from rbee_props.fuzz.signature import findings_of
 from rbee_props.fuzz.specs import call_kwargs
 from rbee_props.fuzz.suite import checks_for, is_destructive
 
@@ -39,10 +43,12 @@ class FuzzReport:
     Attributes:
         cases: requests sent (one per generated case).
         failures: check name -> the first messages of its failures.
+        directories: check name -> the finding directory of its first failure (with ``out``).
     """
 
     cases: int
     failures: Mapping[str, tuple[str, ...]]
+    directories: Mapping[str, Path] = attrs.field(factory=dict)
 
     @property
     def failed_checks(self) -> frozenset[str]:
@@ -69,6 +75,8 @@ def fuzz(
     modes: tuple[GenerationMode, ...] = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE),
     keep_nodes: Collection[str] = (),
     after: Callable[[Response, Case[Any]], None] | None = None,
+    service: str = "",
+    out: Path | None = None,
 ) -> FuzzReport:
     """Send ``max_examples`` cases per operation and mode to the aimed ``schema``.
 
@@ -81,10 +89,17 @@ def fuzz(
         modes: positive and/or negative generation.
         keep_nodes: beehives the run must never remove.
         after: called with each response and case (clean-up).
+        service: the document's service, naming findings (``queen``, ``hive``, ``worker``).
+        out: write each check's first failing example there (as ``rbee-props fuzz`` does,
+            without shrinking).
     """
     failures: dict[str, list[str]] = {}
+    directories: dict[str, Path] = {}
     sent = 0
     target = call_kwargs(schema)
+    aimed = schema.raw_schema.get(TARGET_KEY, {})
+    configured = aimed.get("token") if isinstance(aimed, dict) else None
+    current = {"mode": ""}  # the generation mode being run, for the findings written
     for result in schema.get_all_operations():
         if not isinstance(result, Ok):
             continue
@@ -92,6 +107,7 @@ def fuzz(
         if operations is not None and operation.definition.raw.get("operationId") not in operations:
             continue
         for mode in modes:
+            current["mode"] = mode.value
 
             def run(case: Case[Any]) -> None:
                 nonlocal sent
@@ -104,6 +120,18 @@ def fuzz(
                 for name in judgement.failures:
                     kept = failures.setdefault(name, [])
                     kept.extend(judgement.messages(name)[: max(KEEP - len(kept), 0)])
+                if out is not None:
+                    sample = Sample(case, response, judgement)
+                    found = findings_of(service, case.operation, response.status_code, judgement)
+                    for finding in found:
+                        if finding.check not in directories:
+                            ctx = ExportContext(
+                                service=service, base_url=target["base_url"],
+                                token=configured or "", spec=schema.raw_schema, seed=seed,
+                                mode=current["mode"], stack="",
+                            )  # fmt: skip
+                            path = write_finding(out, finding, sample, ctx)
+                            directories[finding.check] = path or out / finding.slug
                 if after is not None:
                     after(response, case)
 
@@ -119,4 +147,6 @@ def fuzz(
                 hypothesis.seed(seed)(test)()
             except hypothesis.errors.Unsatisfiable:
                 continue  # nothing to negate (an operation without parameters)
-    return FuzzReport(cases=sent, failures={k: tuple(v) for k, v in failures.items()})
+    return FuzzReport(
+        cases=sent, failures={k: tuple(v) for k, v in failures.items()}, directories=directories
+    )

@@ -10,10 +10,13 @@ crashed on it) are two. The status class is ``none`` when the service gave no an
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import attrs
 
-__all__ = ["FuzzFinding", "status_class"]
+from rbee_props.fuzz._judge import Judgement
+
+__all__ = ["FuzzFinding", "findings_of", "status_class"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -58,3 +61,21 @@ class FuzzFinding:
         """One line: the signature and the first line of the first message."""
         first = self.messages[0].splitlines()[0] if self.messages else ""
         return f"{self.signature}: {first}" if first else self.signature
+
+
+def findings_of(
+    service: str, operation: Any, status: int | None, judgement: Judgement
+) -> list[FuzzFinding]:
+    """One finding per check that failed in ``judgement`` of an answer to ``operation``."""
+    op_id = str(operation.definition.raw.get("operationId") or operation.label)
+    return [
+        FuzzFinding(
+            check=check,
+            service=service,
+            operation=op_id,
+            label=operation.label,
+            status=status,
+            messages=judgement.messages(check),
+        )
+        for check in judgement.failures
+    ]

@@ -32,7 +32,7 @@ from rbee_props.fuzz.settings import FuzzSettings
 from rbee_props.fuzz.specs import SERVICES, call_kwargs, load_spec, read_spec, spec_path
 from rbee_props.stack import Stack
 
-__all__ = ["FuzzTarget", "Operation", "Targets", "parse_services"]
+__all__ = ["FuzzTarget", "Operation", "Targets", "Tidy", "parse_services"]
 
 Operation = APIOperation[Any, Any, Any, Any]
 """An operation of a loaded OpenAPI document."""
