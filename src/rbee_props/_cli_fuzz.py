@@ -37,9 +37,30 @@ __all__ = ["register"]
 LINE_EVERY = 10.0
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    """SIGTERM ends the campaign like Ctrl-C: Hypothesis lets a KeyboardInterrupt through."""
-    raise KeyboardInterrupt
+class _Interrupt:
+    """Ctrl-C and SIGTERM ask the campaign to stop; a second one forces it.
+
+    A KeyboardInterrupt raised straight from the signal handler can be lost: when the signal
+    lands while Hypothesis' garbage-collection callback runs, Python prints "Exception ignored"
+    and the campaign goes on. So the first signal only sets a flag the campaign polls between
+    examples (and the pool passes on to its workers); the second raises at once.
+    """
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if self.event.is_set():
+            raise KeyboardInterrupt
+        self.event.set()
+
+    def __enter__(self) -> _Interrupt:
+        self.previous = {s: signal.signal(s, self) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
 
 
 def _status(progress: Progress, seconds: float) -> str:
@@ -165,16 +186,13 @@ def register(main: click.Group, handle_errors, config_of, bugs_of) -> None:  # t
             services=services, db=db, out=out_dir, seed=campaign_seed, seconds=seconds,
             spec=spec, chunk=chunk, stack_label=config.source + planted,
         )  # fmt: skip
-        previous = signal.signal(signal.SIGTERM, _interrupt)
-        try:
-            found = _run(config, plan, workers)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+        with _Interrupt() as interrupt:
+            found = _run(config, plan, workers, interrupt.event)
         if found:
             raise SystemExit(int(ExitCode.FINDINGS))
 
 
-def _run(config: Config, plan: CampaignPlan, workers: int) -> bool:
+def _run(config: Config, plan: CampaignPlan, workers: int, interrupt: threading.Event) -> bool:
     """Start the stack, run the campaign with live progress, stop the stack, print the summary.
 
     Returns:
@@ -193,10 +211,11 @@ def _run(config: Config, plan: CampaignPlan, workers: int) -> bool:
             try:
                 run_campaign(
                     stack, config, plan, workers=workers, progress=progress,
-                    on_found=display.found,
+                    on_found=display.found, stop=interrupt.is_set,
                 )  # fmt: skip
             except KeyboardInterrupt:
                 interrupted = True
+            interrupted = interrupted or interrupt.is_set()
     finally:
         stack.stop()
     _summary(progress, Path(plan.out), plan.seconds, interrupted=interrupted)

@@ -156,3 +156,24 @@ def test_bad_input_is_one_readable_line_and_leaves_nothing_running(
     assert says in lines[0]
     assert signal.getsignal(signal.SIGTERM) is handler
     assert processes_of(env["RBEE_PROPS_HOME"]) == []
+
+
+def test_ctrl_c_ends_a_two_worker_campaign_with_a_summary_and_leaves_nothing_running(tmp_path, env):
+    args = ["--service", "queen", "--workers", "2", "--budget", "5m", "--examples", "3"]
+    with subprocess.Popen(
+        [sys.executable, "-m", "rbee_props.cli", "fuzz", *args,
+         "--db", str(tmp_path / "db"), "--out", str(tmp_path / "findings")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+    ) as campaign:  # fmt: skip
+        assert "fuzzing queen" in campaign.stdout.readline()
+        for line in campaign.stdout:  # the first progress line: the workers are fuzzing
+            if line.startswith(("warm-up", "replay", "round")):
+                break
+        campaign.send_signal(signal.SIGINT)
+        assert campaign.wait(120) == 130
+        rest = campaign.stdout.read()
+        assert "fuzz campaign interrupted after" in rest
+        assert campaign.stderr.read().strip().splitlines() == [
+            "error: interrupted; everything this command started has been stopped"
+        ]
+    assert processes_of(env["RBEE_PROPS_HOME"]) == []

@@ -94,10 +94,12 @@ def run_campaign(
     workers: int = 1,
     progress: Progress,
     on_found: Callable[[FoundEvent], None],
+    stop: Callable[[], bool] | None = None,
 ) -> Progress:
     """Fuzz the running ``stack`` as ``plan`` says, in this process or ``workers`` processes.
 
-    ``progress`` is updated as the campaign goes (a display may read it from another thread).
+    ``progress`` is updated as the campaign goes (a display may read it from another thread);
+    ``stop()`` becoming true ends the campaign as the deadline does (Ctrl-C).
 
     Raises:
         StackError: a service stopped answering.
@@ -111,12 +113,12 @@ def run_campaign(
         try:
             campaign = _campaign(
                 plan, targets, seed=plan.seed, deadline=deadline, progress=progress,
-                on_found=on_found,
+                on_found=on_found, stop=stop,
             )  # fmt: skip
             return campaign.run()
         finally:
             targets.close()
-    return _Pool(stack, config, plan, workers, progress, on_found).run(deadline)
+    return _Pool(stack, config, plan, workers, progress, on_found, stop).run(deadline)
 
 
 def _child_config(stack: Stack, config: Config, token_file: Path) -> Config:
@@ -194,8 +196,10 @@ class _Pool:
         workers: int,
         progress: Progress,
         on_found: Callable[[FoundEvent], None],
+        stop: Callable[[], bool] | None,
     ) -> None:
         self.stack, self.config, self.plan = stack, config, plan
+        self.stop_asked = stop or (lambda: False)
         self.count = workers
         self.progress = progress
         self.on_found = on_found
@@ -247,6 +251,8 @@ class _Pool:
         while len(done) < len(procs):
             if until is not None and time.monotonic() > until:
                 return
+            if self.stop_asked():
+                stop.set()  # the workers finish their current example and report
             try:
                 event = events.get(timeout=0.2)
             except queue.Empty:
