@@ -175,7 +175,7 @@ class Campaign:
         self._dead_ops: set[tuple[str, str, str]] = set()
         self._slice = MIN_SLICE
         self._slice_end = 0.0
-        self._strategies: dict[tuple[str, str, str], Any] = {}
+        self._strategies: dict[tuple[str, str, str], Any] = {}  # (target id, label, mode)
         self._session = requests.Session()
         self._session.trust_env = False  # the stack is where the config says, never via a proxy
 
@@ -224,6 +224,8 @@ class Campaign:
         """
         started = time.monotonic()
         for target, operation, mode in list(self._plan()):
+            if self.stop():
+                raise _Stop
 
             def draw(case: Case[Any]) -> None:
                 return None
@@ -245,8 +247,9 @@ class Campaign:
         self.progress.warm_up = spent
 
     def _strategy(self, target: FuzzTarget, operation: Operation, mode: GenerationMode) -> Any:
-        """The (cached) Schemathesis strategy of one operation and mode."""
-        ident = (target.service, operation.label, mode.value)
+        """The (cached) Schemathesis strategy of one operation and mode of this target (a
+        respawned campaign worker is a new target, with a schema aimed at the new worker)."""
+        ident = (str(id(target)), operation.label, mode.value)
         if ident not in self._strategies:
             self._strategies[ident] = operation.as_strategy(generation_mode=mode)
         return self._strategies[ident]

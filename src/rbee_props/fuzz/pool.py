@@ -141,6 +141,7 @@ def _snapshot(progress: Progress) -> dict[str, Any]:
         "round": progress.round,
         "phase": progress.phase,
         "warm_up": progress.warm_up,
+        "started": progress.started,  # the machine's monotonic clock: the same in every process
     }
 
 
@@ -295,6 +296,7 @@ class _Pool:
         progress.operations_total = max(s["operations_total"] for s in shots)
         progress.round = max(s["round"] for s in shots)
         progress.warm_up = max(s["warm_up"] for s in shots)
+        progress.started = min(s["started"] for s in shots)  # the first worker's fuzzing start
         progress.phase = snapshot["phase"]
         errors = [e for s in shots for e in s["errors"]]
         if len(errors) > len(progress.errors):
