@@ -230,6 +230,17 @@ def test_a_shut_down_id_registered_again_is_listed_until_the_queen_drops_it():
     assert isinstance(r.check(phantom_world()), NotLinearizable)
 
 
+def test_a_live_spawned_worker_may_drop_from_the_queen_and_its_hive_register_it_again():
+    """Under load the queen's probes time out and it drops the worker; the hive, which still has
+    it ready, registers it again (D3, D5). Its hive entry stays."""
+    r = Recorder()
+    r.queen_list(0, 1)
+    r.register(1.5, 1.8, Ok(201), worker_id="w1")
+    r.queen_list(2, 3, "w1")
+    r.hive_list(3, 4, w1="idle")
+    assert isinstance(r.check(spawned_world()), Linearizable)
+
+
 def test_a_live_phantom_never_leaves_the_queen_on_its_own():
     r = Recorder()
     r.queen_list(0, 1)

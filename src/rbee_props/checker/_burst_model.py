@@ -11,10 +11,12 @@ concurrent ops on that id are decidable (S01, S02, S04, S05, S06, S16):
   its slot pool (capacity, the inferences holding a slot, slots held by work from before).
 - What the stack does on its own between two client ops is *drift*, applied before every op:
   a loading worker reports ready (its own callback) or is killed by the ready timeout; the hive
-  registers a ready worker at the queen (again, in a race, right after a shutdown); a dead
-  worker leaves the queen (failed health checks) and its hive (process exit); work from before
-  the burst frees its slots. Drift only moves forward: nothing returns to ``loading``, so a
-  worker seen listed by the queen and later ``loading`` at its hive is a finding (S05/S06).
+  registers a ready worker at the queen (again, in a race, right after a shutdown, or after the
+  queen dropped it because its probes timed out on a starved host); a dead worker leaves the
+  queen (failed health checks) and its hive (process exit); work from before the burst frees
+  its slots. A phantom has no hive to put it back, so a live phantom never leaves the queen.
+  Drift never returns a worker to ``loading``, so a worker seen listed by the queen and later
+  ``loading`` at its hive is a finding (S05/S06).
 - A queen shutdown is two steps, as the contract's route is (tell the worker, then drop the
   entry): ``ShutdownCheck`` finds the entry and stops the worker, ``ShutdownDone`` removes it.
   Two overlapping shutdowns may therefore both answer 200; a shutdown after a completed one
@@ -168,6 +170,8 @@ def _moves(v: WorkerView) -> Iterator[WorkerView]:
             yield attrs.evolve(v, queen=True)  # the hive registers it (or re-registers it)
         if not v.alive and v.hive in ("loading", "ready"):
             yield attrs.evolve(v, hive="gone")  # the process exited; the hive drops it
+        if v.alive and v.queen:
+            yield attrs.evolve(v, queen=False)  # probes timed out (a starved host); re-added
     if not v.alive and v.queen:
         yield attrs.evolve(v, queen=False)  # failed health checks or reconciliation
     if v.anon:

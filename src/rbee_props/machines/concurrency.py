@@ -40,11 +40,13 @@ from rbee_props.history import Indeterminate, Op
 from rbee_props.invariants import explain
 from rbee_props.machines._burst import plan_burst, slots_of
 from rbee_props.machines._context import MachineContext
-from rbee_props.machines._core import StackMachineBase, recorded
+from rbee_props.machines._core import MAX_MODELS, StackMachineBase, recorded
+from rbee_props.machines._core import _unique as unique_states
 from rbee_props.machines._lanes import run_lanes
 from rbee_props.machines.churn import stream_problems
 from rbee_props.machines.registration import RegistrationRules
-from rbee_props.model import Worker
+from rbee_props.model import Call, Worker
+from rbee_props.model import step as model_step
 from rbee_props.stack import WaitTimedOut
 
 __all__ = ["BurstStats", "ConcurrencyRules", "ConcurrentMachine", "burst_stats", "lanes"]
@@ -245,7 +247,24 @@ class ConcurrencyRules(StackMachineBase):
                 continue
             if unjudged:
                 op = attrs.evolve(op, outcome=Indeterminate("burst not judged"))
-            self.call(call, op)
+            if _judged(op):
+                self._follow(call, op)
+            else:
+                self.call(call, op)
+
+    def _follow(self, call: Call, op: Op) -> None:
+        """Step the global model through an op the burst model has judged already.
+
+        The global model is coarser (a spawned worker the queen must list is always listed
+        there, while under load its probes may time out and its hive re-register it): where it
+        rejects what the finer burst model accepted, it keeps both possibilities instead, and
+        the invariants decide after the burst.
+        """
+        nexts = [t for s in self.models for t in model_step(s, call, op.outcome)]
+        if not nexts:
+            unsure = Indeterminate("accepted by the burst model")
+            nexts = [t for s in self.models for t in model_step(s, call, unsure)]
+        self.models = unique_states(nexts)[-MAX_MODELS:]
 
     def _violation(
         self, result: NotLinearizable, ops: Sequence[Op], start: int, *, lanes: int
@@ -273,6 +292,14 @@ class ConcurrencyRules(StackMachineBase):
                 "explanation": result.explanation,
             },
         )
+
+
+def _judged(op: Op) -> bool:
+    """Whether the burst model judges ``op``'s outcome itself (every register, shutdown and
+    ready callback; a spawn only when it answered a worker)."""
+    return op.kind in ("register_worker", "shutdown_worker", "ready") or (
+        op.kind == "spawn" and op.ok
+    )
 
 
 def _ids(op: Op, key: str) -> set[str] | None:
