@@ -333,18 +333,14 @@ class ComposeStack(Stack):
         if container.status == "paused":
             container.unpause()
         container.restart(timeout=int(self.config.timings.shutdown_timeout + 2))
-        self._started(component)
+        self._wait_started(component)  # a memory limit stays: recover() lifts it
 
     def start_component(self, component: str) -> None:
         """Start a killed or terminated component again (a no-op when it runs)."""
         container = self._container(component)
         if container.status in ("exited", "created", "dead"):
             container.start()
-            self._started(component)
-
-    def _started(self, component: str) -> None:
-        self._wait_started(component)
-        self.memory.pop(component, None)  # docker keeps the limit; recover() resets it
+            self._wait_started(component)
 
     def _wait_status(self, component: str, states: tuple[str, ...]) -> None:
         with contextlib.suppress(WaitTimedOut):
