@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 
 from rbee_props.config import Config, load_config
 from rbee_props.errors import RbeePropsError
@@ -99,7 +99,15 @@ def rbee_run(
         result = hunt(
             machine,
             rbee_context,
-            config=settings(settings.default, database=None),
+            # the profile's budget, but never a deadline or Hypothesis' own shrink phase: a
+            # live stack's steps take seconds and its replays are not deterministic
+            config=settings(
+                settings.default,
+                database=None,
+                deadline=None,
+                suppress_health_check=list(HealthCheck),
+                phases=machine_settings().phases,
+            ),
             machine_name=options.pop("machine_name", machine.__name__),
             shrink_budget=pytestconfig.getoption("--rbee-shrink-budget"),
             out=Path(pytestconfig.getoption("--rbee-findings")),

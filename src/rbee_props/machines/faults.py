@@ -14,7 +14,7 @@ from hypothesis.stateful import consumes, precondition, rule
 from rbee_props.errors import UsageError
 from rbee_props.machines._bundles import component_index, hive_index, spawned
 from rbee_props.machines._core import StackMachineBase, recorded
-from rbee_props.model import FaultOp
+from rbee_props.model import FaultOp, HiveState
 from rbee_props.stack import Fault
 
 __all__ = ["FaultRules"]
@@ -66,7 +66,14 @@ class FaultRules(StackMachineBase):
     @rule(worker_id=consumes(spawned))
     @recorded
     def pause_worker(self, worker_id: str) -> None:
-        """C07/S20: a frozen worker fails its health checks: evicted and killed within G."""
+        """C07/S20: a frozen worker fails its health checks: evicted and killed within G.
+
+        Only while its hive can act (not paused): a paused hive kills nothing until resumed,
+        and the model does not follow that hand-over yet.
+        """
+        worker = self.model.workers.get(worker_id)
+        if worker is not None and self.model.hives.get(worker.node, HiveState()).paused:
+            return
         stack = self.stack
 
         def pause() -> None:
