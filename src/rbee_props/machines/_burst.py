@@ -210,8 +210,8 @@ def plan_burst(
     slots: Callable[[Worker], tuple[int, int] | None],
     admission_bound: float,
     timings: Mapping[str, float],
-    max_spawns: int = 2,
-    max_live: int = 4,
+    max_spawns: int = 3,
+    max_live: int = 5,
 ) -> BurstPlan:
     """Resolve generated ``lanes`` into actions; empty lanes are dropped.
 

@@ -131,8 +131,8 @@ class ConcurrencyRules(StackMachineBase):
     #: seconds from sending an inference to its admission (the S16 timing assumption)
     admission_bound: ClassVar[float] = ADMISSION_BOUND
     #: spawns per burst, and spawned workers alive at once (each is a process)
-    max_spawns: ClassVar[int] = 2
-    max_live_spawned: ClassVar[int] = 4
+    max_spawns: ClassVar[int] = 3
+    max_live_spawned: ClassVar[int] = 5
 
     def quiet(self) -> bool:
         """Whether a burst can be judged now: one possible model, everything up and reachable,
@@ -312,13 +312,13 @@ def _ids(op: Op, key: str) -> set[str] | None:
 
 class ConcurrentMachine(ConcurrencyRules, RegistrationRules):
     """Bursts, and the sequential registration rules (always possible, also while a burst is
-    not: a timeout left the model unsure), from two workers that are ready."""
+    not: a timeout left the model unsure), from three workers that are ready."""
 
     @initialize()
     @recorded
     def first_workers(self) -> None:
-        """Every example starts with a burst of two spawns on the first hive, checked like any
-        burst: inferences and shutdowns need workers, and a hive's monitor meets concurrent
-        ready callbacks (S06)."""
+        """Every example starts with a burst of three spawns on the first hive, checked like
+        any burst: inferences and shutdowns need workers, and the hive's monitor meets ready
+        callbacks arriving together while the host is busy starting processes (S06)."""
         spawn = {"op": "spawn", "hive": 0, "slots": 1}
-        self.run_burst([[spawn], [dict(spawn)]])
+        self.run_burst([[dict(spawn)] for _ in range(3)])
