@@ -38,6 +38,7 @@ from rbee_props.client import WorkerClient
 from rbee_props.findings import Violation
 from rbee_props.history import Indeterminate, Op
 from rbee_props.invariants import explain
+from rbee_props.machines._bundles import spawned
 from rbee_props.machines._burst import plan_burst, slots_of
 from rbee_props.machines._context import MachineContext
 from rbee_props.machines._core import MAX_MODELS, StackMachineBase, recorded
@@ -155,8 +156,9 @@ class ConcurrencyRules(StackMachineBase):
         self.run_burst(lanes)
 
     # -- the steps of a burst ------------------------------------------------------------------
-    def run_burst(self, lanes: Sequence[Sequence[Mapping[str, Any]]]) -> None:
-        """Plan, send, settle, check, and step the global model (see the module docstring)."""
+    def run_burst(self, lanes: Sequence[Sequence[Mapping[str, Any]]]) -> list[Op]:
+        """Plan, send, settle, check, and step the global model (see the module docstring);
+        the ops of the burst and of its settling."""
         timings = attrs.asdict(self.ctx.config.timings)
         plan = plan_burst(
             lanes, models=self.models, hives=self.stack.hives, lease=self.ctx.phantoms.lease,
@@ -180,6 +182,7 @@ class ConcurrencyRules(StackMachineBase):
             assert isinstance(result, Unknown)
             log.warning("burst at step %s is indeterminate: %s", self.step_index, result.reason)
             self._step_model(ops, [], unjudged=True)
+        return ops
 
     def _read_slots(self, worker: Worker) -> tuple[int, int] | None:
         """A worker's slots, read at the worker just before the burst (a recorded op)."""
@@ -314,11 +317,19 @@ class ConcurrentMachine(ConcurrencyRules, RegistrationRules):
     """Bursts, and the sequential registration rules (always possible, also while a burst is
     not: a timeout left the model unsure), from three workers that are ready."""
 
-    @initialize()
+    @initialize(target=spawned)
     @recorded
-    def first_workers(self) -> None:
+    def first_workers(self) -> str:
         """Every example starts with a burst of three spawns on the first hive, checked like
         any burst: inferences and shutdowns need workers, and the hive's monitor meets ready
-        callbacks arriving together while the host is busy starting processes (S06)."""
+        callbacks arriving together while the host is busy starting processes (S06).
+
+        The first worker goes to the ``spawned`` bundle (the registration rules draw from it;
+        an empty bundle would void the example after its costliest step).
+        """
         spawn = {"op": "spawn", "hive": 0, "slots": 1}
-        self.run_burst([[dict(spawn)] for _ in range(3)])
+        ops = self.run_burst([[dict(spawn)] for _ in range(3)])
+        for op in ops:
+            if op.kind == "spawn" and op.ok and isinstance(op.body, dict):
+                return str(op.body.get("worker_id", ""))
+        return self.fresh_id("unspawned")  # keeps the bundle independent of the outcome
