@@ -89,7 +89,8 @@ def test_spawns_are_capped_per_burst_and_by_live_workers():
 def test_inferences_target_spawned_workers_and_stream_long_when_oversubscribed():
     infer = {"op": "infer", "worker": 0}
     result, _ = plan([[infer], [infer], [{"op": "infer", "worker": 1}]], W1, P1)
-    assert labels(result) == [["infer"], ["infer"]]  # worker 1 is the phantom: no slots to read
+    assert labels(result) == [["infer"]] * 3  # worker 1 of the spawned ones is w1 again
+    assert plan([[infer]], P1)[0].lanes == []  # a phantom's slots cannot be read
     assert result.workers == {"w1": W1.url}
     assert result.world.views["w1"][0].slots == 1
     sent: list[int] = []
@@ -97,8 +98,8 @@ def test_inferences_target_spawned_workers_and_stream_long_when_oversubscribed()
     clients = SimpleNamespace(workers={"w1": worker})
     for lane in result.lanes:
         lane[0].send(clients)
-    assert sent == [stream_tokens(1.0, 0.002)] * 2 == [1250, 1250]
-    result, _ = plan([[infer]], W1)  # one inference, one free slot: a short stream
+    assert sent == [stream_tokens(1.0, 0.002)] * 3 == [1250] * 3
+    result, _ = plan([[infer]], W1, P1)  # one inference, one free slot: a short stream
     result.lanes[0][0].send(clients)
     assert sent[-1] < 10
 

@@ -5,8 +5,8 @@ lanes, each a list of ops), so that Hypothesis and ``repro.replay.shrink_program
 lanes and ops, and a replay resolves the same data against its own run. Resolution:
 
 - ``worker`` is an index into the live workers the model knows, in the order they appeared
-  (``worker % count``); an op on a worker is skipped when there is none (``infer`` also when
-  the worker is not a spawned one, whose slots the test can read);
+  (``worker % count``), for ``infer`` into the live spawned ones (whose slots the test can
+  read); an op on a worker is skipped when there is none;
 - ``label`` names a fresh id within the burst: every ``register_new``/``shutdown_new`` with the
   same label uses the same new id (so two lanes can race on it), answered by a leased phantom;
 - ``hive`` is an index into the stack's hives; ``spawn`` ops past ``max_spawns`` in a burst, or
@@ -82,10 +82,15 @@ class _Planner:
         self.known = [w for w in self.models[-1].workers.values() if w.alive]
 
     def worker(self, op: Mapping[str, Any]) -> Worker | None:
+        """The worker an op names: among the live workers, or for ``infer`` among the live
+        spawned ones (only their slots can be read)."""
         index = op.get("worker")
-        if not self.known or not isinstance(index, int):
+        pool = self.known
+        if op.get("op") == "infer":
+            pool = [w for w in self.known if w.origin == "spawned" and w.url]
+        if not pool or not isinstance(index, int):
             return None
-        return self.known[index % len(self.known)]
+        return pool[index % len(pool)]
 
     def hive(self, op: Mapping[str, Any]) -> str:
         index = op.get("hive", 0)
@@ -152,7 +157,7 @@ class _Planner:
                     worker.worker_id, url=url, model_ref=worker.model_ref, timeout=2.0
                 ),
             )
-        if kind == "infer" and worker.origin == "spawned" and worker.url:
+        if kind == "infer":
             if self.reading(worker) is None:
                 return None
             self.jobs += 1

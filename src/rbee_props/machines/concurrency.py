@@ -1,7 +1,8 @@
 """Concurrent bursts: a generated batch of operations on N lanes at once, checked exactly.
 
 The ``burst`` rule sends lanes of operations (register, shutdown, spawn, ready callbacks,
-inferences at a worker, list reads) at the same moment, one thread per lane behind a barrier;
+inferences at a worker, list reads) at the same moment, one thread per lane behind a barrier
+(``slot_burst`` sends inferences only, all at one worker: the S16 case);
 every op lands in the History with its lane, invoke and complete times. Then, while the stack
 settles (until the workers the burst spawned are registered at the queen, within the ready
 timeout), the queen and hive lists are read again. The whole slice of history is checked
@@ -50,7 +51,14 @@ from rbee_props.model import Call, Worker
 from rbee_props.model import step as model_step
 from rbee_props.stack import WaitTimedOut
 
-__all__ = ["BurstStats", "ConcurrencyRules", "ConcurrentMachine", "burst_stats", "lanes"]
+__all__ = [
+    "BurstStats",
+    "ConcurrencyRules",
+    "ConcurrentMachine",
+    "burst_stats",
+    "inference_lanes",
+    "lanes",
+]
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +103,17 @@ def lanes(*, min_lanes: int = 2, max_lanes: int = 16, max_ops: int = 3) -> st.Se
     return st.lists(lane, min_size=min_lanes, max_size=max_lanes)
 
 
+def inference_lanes(*, max_lanes: int = 16) -> st.SearchStrategy[Any]:
+    """S16 bursts: 2..``max_lanes`` lanes of 1..2 inferences, all at the same worker."""
+    return _worker.flatmap(
+        lambda worker: st.lists(
+            st.lists(st.just({"op": "infer", "worker": worker}), min_size=1, max_size=2),
+            min_size=2,
+            max_size=max_lanes,
+        )
+    )
+
+
 @attrs.define
 class BurstStats:
     """What the bursts of one session showed: verdicts, and why any was indeterminate."""
@@ -127,7 +146,8 @@ def burst_stats(context: MachineContext) -> BurstStats:
 
 
 class ConcurrencyRules(StackMachineBase):
-    """The ``burst`` rule (see the module docstring); needs a quiet, certain stack."""
+    """The ``burst`` and ``slot_burst`` rules (see the module docstring); they need a quiet,
+    certain stack."""
 
     #: seconds from sending an inference to its admission (the S16 timing assumption)
     admission_bound: ClassVar[float] = ADMISSION_BOUND
@@ -153,6 +173,14 @@ class ConcurrencyRules(StackMachineBase):
     @recorded
     def burst(self, lanes: Sequence[Sequence[Mapping[str, Any]]]) -> None:
         """S06/S16/S02 (+burst): the lanes' ops at once, then a check of the whole history."""
+        self.run_burst(lanes)
+
+    @precondition(lambda self: self.quiet())
+    @rule(lanes=inference_lanes())
+    @recorded
+    def slot_burst(self, lanes: Sequence[Sequence[Mapping[str, Any]]]) -> None:
+        """S16: n inferences at once at one worker with k free slots: min(n, k) run, the rest
+        get 503 at once. The same check as any burst, on the case the property names."""
         self.run_burst(lanes)
 
     # -- the steps of a burst ------------------------------------------------------------------
