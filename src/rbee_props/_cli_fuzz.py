@@ -13,6 +13,7 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +32,13 @@ from rbee_props.fuzz.specs import read_spec
 from rbee_props.fuzz.targets import parse_services
 from rbee_props.stack import make_stack
 
-__all__ = ["register"]
+__all__ = ["Interrupt", "LiveStatus", "register"]
 
 #: seconds between progress lines when stdout is not a terminal
 LINE_EVERY = 10.0
 
 
-class _Interrupt:
+class Interrupt:
     """Ctrl-C and SIGTERM ask the campaign to stop; a second one forces it.
 
     A KeyboardInterrupt raised straight from the signal handler can be lost: when the signal
@@ -54,7 +55,7 @@ class _Interrupt:
             raise KeyboardInterrupt
         self.event.set()
 
-    def __enter__(self) -> _Interrupt:
+    def __enter__(self) -> Interrupt:
         self.previous = {s: signal.signal(s, self) for s in (signal.SIGINT, signal.SIGTERM)}
         return self
 
@@ -75,27 +76,27 @@ def _status(progress: Progress, seconds: float) -> str:
     )
 
 
-def _panel(progress: Progress, seconds: float) -> Table:
-    table = Table.grid(padding=(0, 2))
-    table.add_row("rbee-props fuzz", _status(progress, seconds))
-    return table
+class LiveStatus:
+    """Live progress on a terminal (one refreshed line); a line every ``LINE_EVERY`` seconds
+    otherwise (a log file, CI). ``status()`` gives the line; used by ``fuzz`` and ``campaign``."""
 
-
-class _Display:
-    """Live progress on a terminal; a line every ``LINE_EVERY`` seconds otherwise."""
-
-    def __init__(self, progress: Progress, seconds: float) -> None:
-        self.progress = progress
-        self.seconds = seconds
+    def __init__(self, title: str, status: Callable[[], str]) -> None:
+        self.title = title
+        self.status = status
         self.live: Live | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> _Display:
+    def _panel(self) -> Table:
+        table = Table.grid(padding=(0, 2))
+        table.add_row(self.title, self.status())
+        return table
+
+    def __enter__(self) -> LiveStatus:
         if out.console.is_terminal:
             self.live = Live(
-                get_renderable=lambda: _panel(self.progress, self.seconds),
-                console=out.console, refresh_per_second=4, transient=True,
+                get_renderable=self._panel, console=out.console, refresh_per_second=4,
+                transient=True,
             )  # fmt: skip
             self.live.__enter__()
         else:
@@ -105,12 +106,7 @@ class _Display:
 
     def _lines(self) -> None:
         while not self._stop.wait(LINE_EVERY):
-            out.info(_status(self.progress, self.seconds))
-
-    def found(self, event: FoundEvent) -> None:
-        how = "replayed from the database" if event.replayed else "found"
-        where = str(event.path) if event.path is not None else "its directory exists already"
-        out.info(f"FOUND ({how}) {event.finding.summary}\n  -> {where}")
+            out.info(self.status())
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
@@ -118,6 +114,12 @@ class _Display:
             self.live.__exit__(None, None, None)
         if self._thread is not None:
             self._thread.join(timeout=1.0)
+
+
+def _show_found(event: FoundEvent) -> None:
+    how = "replayed from the database" if event.replayed else "found"
+    where = str(event.path) if event.path is not None else "its directory exists already"
+    out.info(f"FOUND ({how}) {event.finding.summary}\n  -> {where}")
 
 
 def _summary(progress: Progress, out_dir: Path, seconds: float, *, interrupted: bool) -> None:
@@ -186,7 +188,7 @@ def register(main: click.Group, handle_errors, config_of, bugs_of) -> None:  # t
             services=services, db=db, out=out_dir, seed=campaign_seed, seconds=seconds,
             spec=spec, chunk=chunk, stack_label=config.source + planted,
         )  # fmt: skip
-        with _Interrupt() as interrupt:
+        with Interrupt() as interrupt:
             found = _run(config, plan, workers, interrupt.event)
         if found:
             raise SystemExit(int(ExitCode.FINDINGS))
@@ -207,11 +209,11 @@ def _run(config: Config, plan: CampaignPlan, workers: int, interrupt: threading.
     try:
         stack.start()
         progress.started = time.monotonic()
-        with _Display(progress, plan.seconds) as display:
+        with LiveStatus("rbee-props fuzz", lambda: _status(progress, plan.seconds)):
             try:
                 run_campaign(
                     stack, config, plan, workers=workers, progress=progress,
-                    on_found=display.found, stop=interrupt.is_set,
+                    on_found=_show_found, stop=interrupt.is_set,
                 )  # fmt: skip
             except KeyboardInterrupt:
                 interrupted = True

@@ -328,5 +328,14 @@ def _register_load_command() -> None:
 
 _register_load_command()
 
+
+def _register_campaign_command() -> None:
+    from rbee_props._cli_campaign import register
+
+    register(main, handle_errors, _config, _bugs)
+
+
+_register_campaign_command()
+
 if __name__ == "__main__":
     main()

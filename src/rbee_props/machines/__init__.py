@@ -15,7 +15,7 @@ Every rule ends with the registered invariants, polled within the grace window (
 
 from __future__ import annotations
 
-from rbee_props.machines._context import Failure, MachineContext
+from rbee_props.machines._context import Failure, MachineContext, StopRequested
 from rbee_props.machines._core import StackMachineBase, recorded
 from rbee_props.machines.auth import AuthRules
 from rbee_props.machines.beehives import BeehiveRules
@@ -35,6 +35,7 @@ __all__ = [
     "RegistrationRules",
     "StackMachine",
     "StackMachineBase",
+    "StopRequested",
     "recorded",
 ]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
@@ -22,7 +22,12 @@ from rbee_props.findings import Violation
 from rbee_props.machines.phantom import PhantomPool
 from rbee_props.stack import Fault, Stack, WaitTimedOut
 
-__all__ = ["Failure", "MachineContext"]
+__all__ = ["Failure", "MachineContext", "StopRequested"]
+
+
+class StopRequested(KeyboardInterrupt):
+    """Raised between examples when ``MachineContext.should_stop()`` says so: like Ctrl-C,
+    Hypothesis lets it through at once, without shrinking or reporting."""
 
 
 @attrs.define
@@ -50,6 +55,12 @@ class MachineContext:
         self.full_restarts = 0
         self._http: httpx.Client | None = None
         self.seed: int | None = None
+        #: violations this returns True for are already reported (a campaign's known findings):
+        #: the example is dropped instead of failing, so the search goes on past them
+        self.already_found: Callable[[Violation], bool] | None = None
+        self.dropped: list[Violation] = []
+        #: polled before every example; True ends the run at once (a campaign's deadline, Ctrl-C)
+        self.should_stop: Callable[[], bool] = lambda: False
 
     @property
     def grace(self) -> float:
@@ -58,6 +69,13 @@ class MachineContext:
     # -- failures --------------------------------------------------------------------------------
     def record_failure(self, failure: Failure) -> None:
         self.failures.append(failure)
+
+    def is_known(self, violation: Violation) -> bool:
+        """Whether ``violation`` was reported already (counted in ``dropped`` when it was)."""
+        if self.already_found is None or not self.already_found(violation):
+            return False
+        self.dropped.append(violation)
+        return True
 
     def smallest_failure(self) -> Failure | None:
         """The failure with the shortest program (the most shrunk), last one on ties."""
@@ -95,6 +113,8 @@ class MachineContext:
         registries are empty. A component that does not get there within the grace window is
         restarted; if that fails too, the whole stack is restarted.
         """
+        if self.should_stop():
+            raise StopRequested
         started = time.monotonic()
         self.release_ports()
         self.phantoms.release_all()

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
+from hypothesis import reject
 from hypothesis.stateful import RuleBasedStateMachine, invariant
 
 from rbee_props.client import HiveClient, QueenClient
@@ -207,6 +208,8 @@ class StackMachineBase(RuleBasedStateMachine):
         """Attach the program so far and raise the violation (recorded for flaky handling)."""
         kinds = [entry["rule"] for entry in self.program]
         violation = violation.with_program(kinds, step=self.step_index)
+        if self.ctx.is_known(violation):
+            reject()  # reported already: drop this example, keep searching for new ones
         self.ctx.record_failure(
             Failure(
                 violation=violation,
