@@ -127,7 +127,9 @@ def hunt_for_budget(
         return None
     except KeyboardInterrupt:
         if context is not None and context.smallest_failure() is not None:
-            out.info(f"interrupted; the smallest failing program so far (not replayed) is in {out_dir}/")
+            out.info(
+                f"interrupted; the smallest failing program so far (not replayed) is in {out_dir}/"
+            )
         raise
     finally:
         if context is not None:

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from rbee_props.stack import WaitTimedOut, poll_until
-from rbee_props.stack import _base
+from rbee_props.stack import WaitTimedOut, _base, poll_until
 
 
 class FakeClock:

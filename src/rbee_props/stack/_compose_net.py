@@ -19,8 +19,9 @@ import attrs
 from rbee_props.errors import StackError, UsageError
 
 if TYPE_CHECKING:
-    import docker
     from docker.models.containers import Container
+
+    import docker
 
 __all__ = ["Cut", "Links", "netem_works"]
 

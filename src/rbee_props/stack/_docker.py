@@ -40,9 +40,10 @@ def docker_client(*, timeout: float = 60.0) -> docker.DockerClient:
     Raises:
         DockerUnavailable: no engine answers there.
     """
-    import docker
     import docker.errors
     import requests.exceptions
+
+    import docker
 
     where = os.environ.get("DOCKER_HOST") or "the default socket unix:///var/run/docker.sock"
     try:
