@@ -12,9 +12,9 @@ from rbee_props.errors import UsageError
 from rbee_props.findings import Violation
 
 
-def test_default_suites_are_every_machine_then_every_fuzz_service():
+def test_default_suites_are_every_machine_and_fuzz_service_taking_turns():
     assert DEFAULT_SUITES == (
-        "stack", "registry", "concurrent", "fuzz:queen", "fuzz:hive", "fuzz:worker",
+        "stack", "fuzz:queen", "registry", "fuzz:hive", "concurrent", "fuzz:worker",
     )  # fmt: skip
     assert parse_suites(None) == parse_suites("all") == DEFAULT_SUITES
     assert parse_suites("registry, fuzz:queen") == ("registry", "fuzz:queen")

@@ -13,7 +13,21 @@ from rbee_props.machines import MACHINES
 pytestmark = pytest.mark.stack
 
 
-@pytest.mark.parametrize("name", sorted(MACHINES))
+#: the concurrent machine's steps are bursts, each settled and checked (1-40 s a step); its
+#: `ci` run takes 1-6 minutes on two cores depending on the drawn bursts, so the default run
+#: covers bursts through tests/stateful/test_bursts.py and this one runs under ``-m slow``
+SLOW_MACHINES = {"concurrent"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=[pytest.mark.slow, pytest.mark.timeout(1200)])
+        if n in SLOW_MACHINES
+        else n
+        for n in sorted(MACHINES)
+    ],
+)
 def test_machine_holds_against_the_stack(rbee_run, name):
     result = rbee_run(MACHINES[name], machine_name=name)
     assert result.examples > 0 and result.steps > 0

@@ -12,8 +12,13 @@ from rbee_props.machines import MACHINES
 __all__ = ["DEFAULT_SUITES", "FUZZ_SERVICES", "CampaignPlan", "parse_suites"]
 
 FUZZ_SERVICES = ("queen", "hive", "worker")
-#: every state machine, then every fuzz suite: the rounds of a campaign go through them in order
-DEFAULT_SUITES: tuple[str, ...] = (*MACHINES, *(f"fuzz:{s}" for s in FUZZ_SERVICES))
+#: the state machines and the fuzz suites, taking turns: the rounds go through them in order,
+#: and with two workers one starts on a machine and the other on a fuzz suite
+DEFAULT_SUITES: tuple[str, ...] = tuple(
+    suite
+    for pair in zip(MACHINES, (f"fuzz:{s}" for s in FUZZ_SERVICES), strict=True)
+    for suite in pair
+)
 
 
 def parse_suites(text: str | None) -> tuple[str, ...]:

@@ -124,6 +124,7 @@ class _Supervisor:
         self.done: set[int] = set()
         self.crashes_in_row: dict[int, int] = {}
         self.sliced: set[int] = set()  # workers that finished a slice at least once
+        self.lives: dict[int, int] = {}  # how many processes each worker slot has had
         self.failure: Exception | None = None
         self.deadline = time.monotonic() + plan.seconds
         # the first report (and the memory baseline after it) comes once the workers warmed up
@@ -131,7 +132,11 @@ class _Supervisor:
 
     # -- workers ---------------------------------------------------------------------------
     def start(self, index: int, *, replay_first: bool) -> None:
-        args = (index, self.plan, self.config, self.events, self.stop, self.deadline, replay_first)
+        life = self.lives[index] = self.lives.get(index, -1) + 1
+        args = (
+            index, self.plan, self.config, self.events, self.stop, self.deadline, replay_first,
+            life,
+        )  # fmt: skip
         proc = self.mp.Process(target=worker_main, args=args, name=f"rbee-campaign-{index}")
         proc.daemon = True  # never outlive the parent
         proc.start()
@@ -148,7 +153,13 @@ class _Supervisor:
             raise
         finally:
             self.sample_memory()  # the last sample, while every worker is still there
-            self.stop.set()
+            if self.state.interrupted or self.failure is not None or self.stop_asked():
+                self.stop.set()  # Ctrl-C: stop after the current example, shrinks cut short
+            else:
+                # the deadline: the workers see it themselves; a shrink under way may finish
+                finishing = time.monotonic() + self.plan.shrink_seconds + STOP_GRACE
+                self.collect(until=finishing, stopping=True)
+                self.stop.set()
             self.collect(until=time.monotonic() + STOP_GRACE, stopping=True)
             self.reap()
         if self.failure is not None:
@@ -159,6 +170,8 @@ class _Supervisor:
             now = time.monotonic()
             if until is not None and now > until:
                 return
+            if stopping and self.stop_asked():
+                self.stop.set()  # Ctrl-C while waiting for the workers' last examples
             if not stopping and (self.stop_asked() or now >= self.deadline):
                 self.state.interrupted = self.state.interrupted or self.stop_asked()
                 return
@@ -240,6 +253,12 @@ class _Supervisor:
                 self.stop.set()
                 return
             self.crashed(index, payload["message"], stopping)
+        elif kind == "retire":  # a round done: its next life continues (see worker_main)
+            self.procs[index].join(timeout=60.0)
+            if not stopping and time.monotonic() < self.deadline:
+                self.start(index, replay_first=False)
+            else:
+                self.done.add(index)
         elif kind == "done":
             self.done.add(index)
 

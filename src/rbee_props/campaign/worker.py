@@ -50,9 +50,9 @@ def _terminated(signum: int, frame: Any) -> None:
 class _Worker:
     def __init__(
         self, index: int, plan: CampaignPlan, config: Config, events: Any, stop: Any,
-        replay_first: bool,
+        replay_first: bool, life: int = 0,
     ) -> None:  # fmt: skip
-        self.index, self.plan, self.config = index, plan, config
+        self.index, self.plan, self.config, self.life = index, plan, config, life
         self.events, self.stop_event = events, stop
         self.replay_first = replay_first
         self.parent = os.getppid()
@@ -103,10 +103,9 @@ class _Worker:
         if self.replay_first:
             self.replay_findings(context)
         order = self.plan.suites_for(self.index)
-        turn = 0
-        while not self.stopping():
-            suite = order[turn % len(order)]
-            turn += 1
+        for suite in order:  # one round per life (see ``worker_main``)
+            if self.stopping():
+                return
             try:
                 self.run_suite(suite)
             except StackError as exc:
@@ -127,7 +126,7 @@ class _Worker:
                 self.plan, self.context, self.database, self.claims, self.emit,
                 stop=self.stopping, abort=self.aborted,
                 seed_base=seed_base(self.plan, self.index, suite),
-                runs=self.runs.get(suite, 0),
+                runs=self.runs.get(suite, RUNS_PER_LIFE * self.life),
             )  # fmt: skip
             try:
                 counts = runner.run(suite, until)
@@ -149,6 +148,7 @@ class _Worker:
         service = suite.split(":", 1)[1]
         progress = self.fuzz_progress.setdefault(suite, Progress())
         requests, cases = progress.requests, progress.cases
+        progress.round = max(progress.round, 100 * self.life)  # fresh seeds in every life
         targets = Targets(self.stack, self.config, (service,))
         try:
             Campaign(
@@ -198,14 +198,24 @@ class _Worker:
 def seed_base(plan: CampaignPlan, index: int, suite: str) -> int:
     """Where the seeds of worker ``index``'s runs of ``suite`` start: run ``k`` uses this + k, so
     no two workers or machines share a seed and a campaign seed repeats the same runs."""
-    return plan.seed + 1_000_000 * index + 10_000 * plan.suites.index(suite)
+    return plan.seed + 10_000_000 * index + 100_000 * plan.suites.index(suite)
+
+
+#: Hypothesis runs a worker life may make of one machine before seeds could repeat
+RUNS_PER_LIFE = 1000
 
 
 def worker_main(
     index: int, plan: CampaignPlan, config: Config, events: Any, stop: Any, deadline: float,
-    replay_first: bool,
+    replay_first: bool, life: int = 0,
 ) -> None:  # fmt: skip
-    """Entry point of a worker process (see the module docstring)."""
+    """Entry point of a worker process (see the module docstring).
+
+    A worker process lives for one round of the suites, then retires and the parent starts its
+    next ``life``: whatever a long run would pile up in one process (Hypothesis' per-run data,
+    the interpreter's fragmentation) goes with it, so the campaign's memory stays flat
+    overnight. A life costs a stack start (about a second with the reference stack).
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _terminated)
     logs = plan.root / "logs"
@@ -216,9 +226,11 @@ def worker_main(
     )  # fmt: skip
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     use_shared_hypothesis_home()
-    worker = _Worker(index, plan, config, events, stop, replay_first)
+    worker = _Worker(index, plan, config, events, stop, replay_first, life)
     try:
         worker.run(deadline)
+        if not worker.stopping():
+            worker.emit("retire", {"life": life})
     except (KeyboardInterrupt, StopRequested):
         pass
     except StackError as exc:

@@ -20,8 +20,10 @@ token from one of its long prefixes.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Coroutine, Mapping
+from functools import cache
 from typing import Any, ClassVar, Final, Generic, Self, TypeVar
 
 import attrs
@@ -259,13 +261,22 @@ class _BaseClient(Generic[R, T]):
         )
 
 
+@cache
+def shared_tls() -> ssl.SSLContext:
+    """One TLS context for every client: httpx builds one per client otherwise, loading the CA
+    bundle each time (~30 ms), which a burst of 16 lanes pays 50 times over."""
+    return ssl.create_default_context()
+
+
 class _SyncClient(_BaseClient[Op, httpx.BaseTransport]):
     """Runs calls on an ``httpx.Client``; each call returns its recorded Op."""
 
     _http: httpx.Client
 
     def _connect(self, transport: httpx.BaseTransport | None) -> None:
-        self._http = httpx.Client(transport=transport, timeout=self.timeout, trust_env=False)
+        self._http = httpx.Client(
+            transport=transport, timeout=self.timeout, trust_env=False, verify=shared_tls()
+        )
 
     def _run(self, call: Call) -> Op:
         exchange = self._exchange(self._http, call)
@@ -300,7 +311,9 @@ class _AsyncClient(_BaseClient[Coroutine[Any, Any, Op], httpx.AsyncBaseTransport
     _http: httpx.AsyncClient
 
     def _connect(self, transport: httpx.AsyncBaseTransport | None) -> None:
-        self._http = httpx.AsyncClient(transport=transport, timeout=self.timeout, trust_env=False)
+        self._http = httpx.AsyncClient(
+            transport=transport, timeout=self.timeout, trust_env=False, verify=shared_tls()
+        )
 
     async def _run(self, call: Call) -> Op:
         exchange = self._exchange(self._http, call)

@@ -10,14 +10,14 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
-import ssl
 from collections.abc import Iterator, Mapping
-from functools import cache
 from typing import Any
 
 import attrs
 import httpx
 from schemathesis import Response
+
+from rbee_props.client._base import shared_tls
 
 __all__ = [
     "Probe",
@@ -69,15 +69,9 @@ TIMEOUT = 10.0
 READ_LIMIT = 64 * 1024
 
 
-@cache
-def _tls() -> ssl.SSLContext:
-    """One TLS context for every probe: building one per client costs ~30 ms."""
-    return ssl.create_default_context()
-
-
 def client(timeout: float = TIMEOUT) -> httpx.Client:
     """An httpx client for the fuzz layer's own requests (sharing one TLS context)."""
-    return httpx.Client(timeout=timeout, trust_env=False, verify=_tls())
+    return httpx.Client(timeout=timeout, trust_env=False, verify=shared_tls())
 
 
 def error_code(body: bytes) -> str | None:

@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 import httpx
 
+from rbee_props.client._base import shared_tls
 from rbee_props.config import Config
 from rbee_props.findings import Violation
 from rbee_props.machines.phantom import PhantomPool
@@ -183,7 +184,7 @@ class MachineContext:
     def http(self) -> httpx.Client:
         """One keep-alive client for resets (a client per call costs a connection each time)."""
         if self._http is None:
-            self._http = httpx.Client()
+            self._http = httpx.Client(verify=shared_tls())
         return self._http
 
     def close(self) -> None:

@@ -46,6 +46,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 MAX_MODELS = 8
 
 #: the property an unexpected outcome of each call kind violates
+#: seconds to wait for an answer from a component the model has paused (see ``patience``)
+PAUSED_TIMEOUT = 0.5
+
 CALL_PROPERTY = {
     "register_worker": "S02",
     "shutdown_worker": "S04",
@@ -151,6 +154,14 @@ class StackMachineBase(RuleBasedStateMachine):
         name = f"v{len(self.vars) + 1}"
         self.vars[value] = name
         return name
+
+    def patience(self, component: str, seconds: float) -> float:
+        """The timeout for a request to ``component``: ``seconds``, or half a second while the
+        model has it paused (it accepts the connection and never answers, so any wait ends in the
+        same timeout; ten-second waits on a paused queen made examples take minutes)."""
+        model = self.model
+        paused = model.queen_paused if component == "queen" else model.hives[component].paused
+        return PAUSED_TIMEOUT if paused else seconds
 
     def fresh_id(self, prefix: str) -> str:
         self.counter += 1

@@ -23,7 +23,9 @@ class BeehiveRules(StackMachineBase):
         """S14: a new node is added; the same name again is 409 and the entry is kept."""
         if not self.model.queen_reachable:
             return
-        op = self.queen.add_beehive(name, ssh_host="127.0.0.1", hive_port=9, timeout=3.0)
+        op = self.queen.add_beehive(
+            name, ssh_host="127.0.0.1", hive_port=9, timeout=self.patience("queen", 3.0)
+        )
         self.call(AddBeehive(name, "127.0.0.1", 9), op)
 
     @rule(name=st.sampled_from(NODES))

@@ -56,7 +56,7 @@ class RegistrationRules(StackMachineBase):
     @recorded
     def shutdown_worker(self, worker_id: str) -> None:
         """S04: shutdown removes a registered worker (its process exits); unknown ids are 404."""
-        op = self.queen.shutdown_worker(worker_id, timeout=3.0)
+        op = self.queen.shutdown_worker(worker_id, timeout=self.patience("queen", 3.0))
         self.call(ShutdownWorker(worker_id), op)
 
     @rule()
