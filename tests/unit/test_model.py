@@ -197,3 +197,15 @@ def test_the_model_does_no_io():
                 elif isinstance(node, ast.ImportFrom) and node.module:
                     names.add(node.module.split(".")[0])
             assert not names & forbidden, (path, names & forbidden)
+
+
+def test_signals_to_a_dead_hive_change_nothing_its_orphans_stay_orphans():
+    """Found by StackMachine on the correct stack: spawn, freeze the worker, kill -9 its hive,
+    SIGTERM the dead hive; the model had the SIGTERM doom the orphan, which lives on (S20)."""
+    [after] = step(START, Spawn("hive1", "hf:a/b", "w1", "u"), Ok(200))
+    killed = apply_fault(
+        apply_fault(after, FaultOp("pause_worker", "w1")), FaultOp("kill", "hive1")
+    )
+    for kind in ("terminate", "kill", "pause", "resume"):
+        assert apply_fault(killed, FaultOp(kind, "hive1")).workers == killed.workers
+    assert apply_fault(killed, FaultOp("terminate", "hive1")).workers["w1"].orphan

@@ -217,6 +217,10 @@ def _hive_fault(state: ClusterState, kind: str, name: str) -> ClusterState:
     def on_hive(worker: Worker) -> bool:
         return worker.node == name and worker.origin == "spawned"
 
+    if kind in ("kill", "terminate", "pause", "resume") and not hive.up:
+        # no hive process to signal: its orphans stay orphans (a SIGTERM cannot make a dead
+        # hive kill them), until a start reaps them (C03)
+        return state
     if kind == "kill":
         # every process of the hive is on its own now, also one the hive was about to kill
         workers = {
