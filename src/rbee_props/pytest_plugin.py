@@ -29,7 +29,7 @@ from rbee_props.machines import MachineContext, StackMachineBase
 from rbee_props.stack import Stack, make_stack
 
 PROFILES = {
-    "ci": {"max_examples": 8, "stateful_step_count": 10, "derandomize": True},
+    "ci": {"max_examples": 5, "stateful_step_count": 8, "derandomize": True},
     "dev": {"max_examples": 30, "stateful_step_count": 20},
     "overnight": {"max_examples": 2000, "stateful_step_count": 50},
 }

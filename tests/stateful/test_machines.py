@@ -10,7 +10,8 @@ import pytest
 
 from rbee_props.machines import MACHINES
 
-pytestmark = pytest.mark.stack
+#: a machine's `ci` run is 40 live steps with a convergence check after each: minutes
+pytestmark = [pytest.mark.stack, pytest.mark.timeout(900)]
 
 
 #: the concurrent machine's steps are bursts, each settled and checked (1-40 s a step); its
