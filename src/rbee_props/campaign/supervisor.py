@@ -105,7 +105,7 @@ class CampaignState:
 
 def _rss_mib(pid: int) -> float:
     try:
-        return psutil.Process(pid).memory_info().rss / 2**20
+        return float(psutil.Process(pid).memory_info().rss) / 2**20
     except psutil.Error:
         return 0.0
 
