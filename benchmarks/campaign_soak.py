@@ -86,7 +86,9 @@ def main() -> None:
                 if args.interrupt_after and elapsed >= args.interrupt_after and not interrupted:
                     proc.send_signal(signal.SIGINT)
                     interrupted = True
-        finally:  # the benchmark interrupted: the campaign is stopped too, as Ctrl-C stops it
+        except KeyboardInterrupt:  # Ctrl-C of the benchmark is a Ctrl-C of the campaign
+            interrupted = True
+        finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
             code = proc.wait()
