@@ -80,7 +80,8 @@ def main() -> None:
                 time.sleep(args.every)
                 elapsed = time.monotonic() - started
                 try:
-                    samples.append((elapsed, runner_rss(watched)))
+                    if watched.children():  # the workers run (not the start or the wind-down)
+                        samples.append((elapsed, runner_rss(watched)))
                 except psutil.Error:
                     break
                 if args.interrupt_after and elapsed >= args.interrupt_after and not interrupted:
