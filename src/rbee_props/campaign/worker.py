@@ -120,6 +120,9 @@ class _Worker:
         until = min(self.deadline, started + self.plan.slice_of(suite))
         examples = steps = requests = 0
         if suite.startswith("fuzz:"):
+            # a machine slice ends between examples, possibly with a component still killed or
+            # paused by its last one: bring the stack back first (the fuzz suites need it whole)
+            self.context.reset()
             requests, examples = self.fuzz(suite, until)
         else:
             runner = MachineSlice(
