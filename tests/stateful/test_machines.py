@@ -11,7 +11,7 @@ import pytest
 from rbee_props.machines import MACHINES
 
 #: a machine's `ci` run is 40 live steps with a convergence check after each: minutes
-pytestmark = [pytest.mark.stack, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.stack, pytest.mark.timeout(1800)]
 
 
 #: the concurrent machine's steps are bursts, each settled and checked (1-40 s a step); its
