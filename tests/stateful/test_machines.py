@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.stack, pytest.mark.timeout(1800)]
 #: the concurrent machine's steps are bursts, each settled and checked (1-40 s a step); its
 #: `ci` run takes 1-6 minutes on two cores depending on the drawn bursts, so the default run
 #: covers bursts through tests/stateful/test_bursts.py and this one runs under ``-m slow``
-SLOW_MACHINES = {"concurrent", "registry"}
+SLOW_MACHINES = {"concurrent", "registry", "stack"}
 
 
 @pytest.mark.parametrize(
