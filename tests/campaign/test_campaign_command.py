@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from rbee_props.cli import main
-from tests.fuzz._cli import free_port, processes_of, token_config
+from tests.fuzz._cli import external_config, free_port, processes_of
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(600)]
 
@@ -133,16 +133,6 @@ def test_ctrl_c_stops_a_two_worker_campaign_writes_the_report_and_leaves_nothing
     assert processes_of(env["RBEE_PROPS_HOME"]) == []
 
 
-def _external(tmp_path) -> str:
-    _, token_file = token_config(tmp_path)
-    config = tmp_path / "external.toml"
-    config.write_text(
-        f'[stack]\nbackend = "external"\ntoken_file = "{token_file}"\nstartup_timeout = 2\n'
-        f'[stack.external]\nqueen_url = "http://127.0.0.1:{free_port()}"\n'
-    )
-    return str(config)
-
-
 @pytest.mark.parametrize(
     ("args", "code", "says"),
     [
@@ -158,7 +148,7 @@ def test_bad_input_is_one_readable_line_and_leaves_nothing_running(
     tmp_path, env, monkeypatch, args, code, says
 ):
     monkeypatch.chdir(tmp_path)
-    filled = [a.format(port=free_port(), external=_external(tmp_path)) for a in args]
+    filled = [a.format(port=free_port(), external=external_config(tmp_path)) for a in args]
     result = CliRunner().invoke(main, ["campaign", "--budget", "5s", *filled], env=env)
     assert result.exit_code == code, result.output + result.stderr
     lines = result.stderr.strip().splitlines()
@@ -169,7 +159,7 @@ def test_bad_input_is_one_readable_line_and_leaves_nothing_running(
 
 def test_an_unreachable_external_stack_is_exit_3_with_one_line(tmp_path, env):
     result = campaign(
-        "--budget", "20s", "--suites", "registry", "--config", _external(tmp_path),
+        "--budget", "20s", "--suites", "registry", "--config", external_config(tmp_path),
         "--out", str(tmp_path / "camp"), env=env, cwd=tmp_path, timeout=120,
     )  # fmt: skip
     assert result.returncode == 3, result.stdout + result.stderr

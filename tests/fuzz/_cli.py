@@ -32,6 +32,17 @@ def token_config(tmp_path: Path) -> tuple[Path, Path]:
     return config, token_file
 
 
+def external_config(tmp_path: Path) -> str:
+    """A config for an external stack whose queen URL nothing answers (token from a file)."""
+    _, token_file = token_config(tmp_path)
+    config = tmp_path / "external.toml"
+    config.write_text(
+        f'[stack]\nbackend = "external"\ntoken_file = "{token_file}"\nstartup_timeout = 2\n'
+        f'[stack.external]\nqueen_url = "http://127.0.0.1:{free_port()}"\n'
+    )
+    return str(config)
+
+
 def free_port() -> int:
     """A loopback port nothing listens on (the kernel's pick)."""
     with socket.socket() as sock:

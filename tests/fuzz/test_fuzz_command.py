@@ -19,7 +19,14 @@ from rbee_props.cli import main
 from rbee_props.config import load_config
 from rbee_props.redact import Redactor
 from rbee_props.stack import LocalStack
-from tests.fuzz._cli import TOKEN, free_port, processes_of, rbee_props, token_config
+from tests.fuzz._cli import (
+    TOKEN,
+    external_config,
+    free_port,
+    processes_of,
+    rbee_props,
+    token_config,
+)
 
 pytestmark = pytest.mark.stack
 
@@ -116,16 +123,6 @@ def test_fuzz_finds_text_errors_with_a_tokenless_curl_that_shows_it_and_replays_
     assert processes_of(env["RBEE_PROPS_HOME"]) == []
 
 
-def _external_config(tmp_path) -> str:
-    _, token_file = token_config(tmp_path)
-    config = tmp_path / "external.toml"
-    config.write_text(
-        f'[stack]\nbackend = "external"\ntoken_file = "{token_file}"\nstartup_timeout = 2\n'
-        f'[stack.external]\nqueen_url = "http://127.0.0.1:{free_port()}"\n'
-    )
-    return str(config)
-
-
 @pytest.mark.parametrize(
     ("args", "code", "says"),
     [
@@ -145,7 +142,7 @@ def test_bad_input_is_one_readable_line_and_leaves_nothing_running(
     swagger = tmp_path / "swagger.yaml"
     swagger.write_text('swagger: "2.0"\npaths: {}\n')
     filled = [
-        a.format(port=free_port(), external=_external_config(tmp_path), swagger=swagger)
+        a.format(port=free_port(), external=external_config(tmp_path), swagger=swagger)
         for a in args
     ]
     handler = signal.getsignal(signal.SIGTERM)

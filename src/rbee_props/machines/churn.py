@@ -14,6 +14,7 @@ from rbee_props.invariants import explain
 from rbee_props.machines._bundles import hive_index, spawned
 from rbee_props.machines._core import StackMachineBase, recorded
 from rbee_props.model import Inference, ReadyCallback, Spawn
+from rbee_props.snapshot import listed_from
 from rbee_props.stack._ports import port_is_free
 
 __all__ = ["ChurnRules", "stream_problems"]
@@ -140,11 +141,8 @@ class ChurnRules(StackMachineBase):
         way (e.g. the hive is registering it at a paused queen), so a ready now is the first one
         and 200 is right. The rule is about a worker that is no longer loading: it waits."""
         op = self.hive_clients[hive].list_workers(timeout=self.patience(hive, 2.0))
-        entries = op.body.get("workers") if op.ok and isinstance(op.body, dict) else None
-        return any(
-            isinstance(e, dict) and e.get("id") == worker_id and e.get("state") == "loading"
-            for e in entries or ()
-        )
+        listed = listed_from(op.body, id_key="id", node=hive) if op.ok else None
+        return any(e.worker_id == worker_id and e.state == "loading" for e in listed or ())
 
     @rule(max_tokens=st.integers(min_value=1, max_value=6))
     @recorded
