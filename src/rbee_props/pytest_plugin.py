@@ -11,6 +11,9 @@ Options: ``--rbee-config FILE``, ``--rbee-backend local|compose|external``, ``--
 
 Profiles (``--hypothesis-profile``): ``ci`` (few examples, derandomized: the same programs on
 every run), ``dev`` (more examples, random), ``overnight`` (many examples, long programs).
+Without ``--hypothesis-profile`` the machines run ``ci``: Hypothesis' own default (100 examples
+of 50 live steps) takes an hour on a live stack, and a plain ``pytest`` must stay a pre-merge run.
+The option still sets the profile of the session's other Hypothesis tests, as usual.
 """
 
 from __future__ import annotations
@@ -35,6 +38,11 @@ PROFILES = {
 }
 for _name, _values in PROFILES.items():
     settings.register_profile(_name, machine_settings(), **_values)  # type: ignore[arg-type]
+
+
+def machine_profile(chosen: str | None) -> settings:
+    """The settings a machine runs with: the profile ``--hypothesis-profile`` chose, else ``ci``."""
+    return settings.default if chosen else settings.get_profile("ci")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -93,7 +101,9 @@ def rbee_context(rbee_stack: Stack, rbee_config: Config) -> Iterator[MachineCont
 def rbee_run(
     rbee_context: MachineContext, pytestconfig: pytest.Config
 ) -> Callable[..., HuntResult]:
-    """Run a machine with the current Hypothesis profile; a finding fails the test."""
+    """Run a machine with the chosen Hypothesis profile (``ci`` when none is chosen); a finding
+    fails the test."""
+    base = machine_profile(pytestconfig.getoption("--hypothesis-profile", None))
 
     def run(machine: type[StackMachineBase], **options: Any) -> HuntResult:
         result = hunt(
@@ -102,7 +112,7 @@ def rbee_run(
             # the profile's budget, but never a deadline or Hypothesis' own shrink phase: a
             # live stack's steps take seconds and its replays are not deterministic
             config=settings(
-                settings.default,
+                base,
                 database=None,
                 deadline=None,
                 suppress_health_check=list(HealthCheck),
