@@ -104,11 +104,17 @@ class ChurnRules(StackMachineBase):
     def occupy_port(self, hive: int) -> None:
         """S09: hold the lowest free port of a hive's worker range from the test process.
 
-        A foreign listener (or an orphan) holds that port now; the hive must skip it.
+        A foreign listener (or an orphan) holds that port now; the hive must skip it. Ports the
+        hive has already handed to a live worker are left alone even while free: a worker that
+        is still loading may not have bound its port yet, and taking it would kill the worker
+        at start-up, which is the test's doing, not the hive's.
         """
         low, high = self.stack.worker_ports[self.hive_name(hive)]
+        handed_out = {
+            urlsplit(w.url).port for s in self.models for w in s.workers.values() if w.alive
+        }
         for port in range(low, high + 1):
-            if port_is_free(port) and self.ctx.hold_port(port):
+            if port not in handed_out and port_is_free(port) and self.ctx.hold_port(port):
                 return
 
     @rule(hive=hive_index)

@@ -1,0 +1,40 @@
+"""Programs that once raised a false alarm against the correct stack, replayed: each must hold.
+
+Every entry is the minimal program of a finding that turned out to be a bug in rbee-props (the
+model or a rule), not in the stack; the comment says what was wrong. Replayed with
+``run_program``, exactly as ``rbee-props replay`` does.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from rbee_props.machines import StackMachine
+from rbee_props.repro.replay import run_program
+
+pytestmark = [pytest.mark.stack, pytest.mark.timeout(300)]
+
+PROGRAMS = {
+    # occupy_port took the port the hive had just handed to a worker that was still loading
+    # (not yet bound): the worker died at start-up and S21 waited for it in vain
+    "occupy_port-spares-a-loading-worker's-port": [
+        {"rule": "first_worker", "args": {"hive": "hive1"}, "binds": "v1"},
+        {"rule": "partition", "args": {"hive": "hive1"}},
+        {"rule": "spawn", "args": {"hive": "hive1"}, "binds": "v2"},
+        {"rule": "occupy_port", "args": {"hive": "hive1"}},
+        {"rule": "heal", "args": {}},
+    ],
+    # SIGTERM to a hive already killed doomed its orphan in the model (S20)
+    "a-signal-to-a-dead-hive-changes-nothing": [
+        {"rule": "first_worker", "args": {"hive": "hive1"}, "binds": "v1"},
+        {"rule": "kill_component", "args": {"component": "hive1"}},
+        {"rule": "terminate_hive", "args": {"hive": "hive1"}},
+        {"rule": "start_component", "args": {"pick": 0}},
+    ],
+}
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_once_false_alarm_holds_against_the_correct_stack(rbee_context, name):
+    failure = run_program(PROGRAMS[name], rbee_context, StackMachine)
+    assert failure is None, failure.violation.summary if failure else ""
