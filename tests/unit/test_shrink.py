@@ -44,8 +44,31 @@ def test_chunks_and_the_steps_that_use_their_variables_are_dropped():
     shrunk, best = shrink_program(program, fails, invariant="S02", budget=60)
     assert [s["rule"] for s in shrunk] == ["first_worker", "register_duplicate"]
     assert best is not None and best.violation.invariant == "S02"
+    # the first candidate is the failing step with the spawn that bound its worker: the answer
+    assert tried[0] == ["first_worker", "register_duplicate"]
+
+
+def test_when_the_dependency_core_passes_chunks_are_dropped_with_their_dependents():
+    program = [
+        step("first_worker", "v1", hive="hive1"),
+        step("spawn", "v2", hive="hive2"),
+        step("inference", max_tokens=3),
+        step("kill_worker", worker_id={"$var": "v2"}),
+        step("register_duplicate", worker_id={"$var": "v1"}),
+    ]
+    tried = []
+
+    def fails(candidate):
+        rules = [s["rule"] for s in candidate]
+        tried.append(rules)
+        found = "inference" in rules and "register_duplicate" in rules
+        return failure("S02") if found else None
+
+    shrunk, _ = shrink_program(program, fails, invariant="S02", budget=60)
+    assert [s["rule"] for s in shrunk] == ["first_worker", "inference", "register_duplicate"]
+    assert tried[0] == ["first_worker", "register_duplicate"]  # the core alone passes
     # dropping the first two steps took the steps using v1 and v2 with them, in one candidate
-    assert tried[0] == ["inference"]
+    assert tried[1] == ["inference"]
 
 
 def test_another_invariant_does_not_count_as_still_failing():

@@ -73,15 +73,31 @@ def run_program(
     return None
 
 
+def _uses(step: Mapping[str, Any]) -> set[str]:
+    return {v["$var"] for v in step.get("args", {}).values() if isinstance(v, dict) and "$var" in v}
+
+
+def _dependency_core(program: Program) -> list[Mapping[str, Any]]:
+    """The last step and, transitively, the steps that bound the variables it uses."""
+    if not program:
+        return []
+    binder = {str(step["binds"]): i for i, step in enumerate(program) if step.get("binds")}
+    keep, todo = {len(program) - 1}, [len(program) - 1]
+    while todo:
+        for var in _uses(program[todo.pop()]):
+            index = binder.get(var)
+            if index is not None and index not in keep:
+                keep.add(index)
+                todo.append(index)
+    return [step for i, step in enumerate(program) if i in keep]
+
+
 def _dependents(program: Program, removed: set[int]) -> set[int]:
     """Steps that use a variable bound by a removed step must go too."""
     dropped = set(removed)
     gone_vars = {str(program[i].get("binds")) for i in removed if program[i].get("binds")}
     for index, step in enumerate(program):
-        uses = {
-            v["$var"] for v in step.get("args", {}).values() if isinstance(v, dict) and "$var" in v
-        }
-        if uses & gone_vars:
+        if _uses(step) & gone_vars:
             dropped.add(index)
             if step.get("binds"):
                 gone_vars.add(str(step["binds"]))
@@ -98,7 +114,10 @@ def shrink_program(
 ) -> tuple[list[Mapping[str, Any]], Failure | None]:
     """Shrink ``program`` while the same invariant still fails, within ``budget`` seconds.
 
-    Two passes, repeated while either makes progress: greedy delta debugging (drop chunks of
+    First one candidate: the failing (last) step with only the steps that bound the workers it
+    uses (``_dependency_core``); a fault on a worker needs its spawn and rarely more, and on a
+    live stack, where a replay takes seconds, trying it first saves most of the budget. Then
+    two passes, repeated while either makes progress: greedy delta debugging (drop chunks of
     steps, and the steps that use what they bound; once, also elements of the lists in a
     step's arguments, see ``_shrink_args``), then, given the ``machine``, substitution
     (replace the steps from some point to the failing one by a single rule, see
@@ -117,7 +136,12 @@ def shrink_program(
             return None
         return failure if failure is not None and failure.violation.invariant == invariant else None
 
-    current, best = _drop_chunks(list(program), still_fails, deadline)
+    current, best = list(program), None
+    core = _dependency_core(current)
+    if len(core) < len(current) and (failure := still_fails(core)) is not None:
+        current, best = core, failure  # often the answer at once: one replay, not dozens
+    current, shorter = _drop_chunks(current, still_fails, deadline)
+    best = shorter or best
     current, inner = drop_elements(current, still_fails, deadline)
     best = inner or best
     while machine is not None and time.monotonic() < deadline:
