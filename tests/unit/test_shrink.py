@@ -66,9 +66,13 @@ def test_when_the_dependency_core_passes_chunks_are_dropped_with_their_dependent
 
     shrunk, _ = shrink_program(program, fails, invariant="S02", budget=60)
     assert [s["rule"] for s in shrunk] == ["first_worker", "inference", "register_duplicate"]
-    assert tried[0] == ["first_worker", "register_duplicate"]  # the core alone passes
+    # the cores of the last step and of the last two pass without the inference
+    assert tried[:2] == [
+        ["first_worker", "register_duplicate"],
+        ["first_worker", "spawn", "kill_worker", "register_duplicate"],
+    ]
     # dropping the first two steps took the steps using v1 and v2 with them, in one candidate
-    assert tried[1] == ["inference"]
+    assert tried[2] == ["inference"]
 
 
 def test_another_invariant_does_not_count_as_still_failing():
@@ -136,3 +140,23 @@ def test_a_bundle_argument_without_a_bound_variable_is_not_offered():
     names = {c["rule"] for c in single_steps(StackMachine, window, bound=[])}
     assert "register_duplicate" not in names
     assert "register_worker" in names or "register_phantom" in names
+
+
+def test_a_fault_judged_at_the_next_step_keeps_both_in_the_core():
+    program = [
+        step("first_worker", "v1", hive="hive1"),
+        step("spawn", "v2", hive="hive2"),
+        step("probe_auth", route=2, variant="none"),
+        step("pause_worker", worker_id={"$var": "v1"}),
+        step("inference", max_tokens=1),  # its convergence judged the pause
+    ]
+    tried = []
+
+    def fails(candidate):
+        rules = [s["rule"] for s in candidate]
+        tried.append(rules)
+        return failure("C01") if "pause_worker" in rules else None
+
+    shrunk, _ = shrink_program(program, fails, invariant="C01", budget=60)
+    assert tried[:2] == [["inference"], ["first_worker", "pause_worker", "inference"]]
+    assert [s["rule"] for s in shrunk] == ["first_worker", "pause_worker"]

@@ -77,12 +77,11 @@ def _uses(step: Mapping[str, Any]) -> set[str]:
     return {v["$var"] for v in step.get("args", {}).values() if isinstance(v, dict) and "$var" in v}
 
 
-def _dependency_core(program: Program) -> list[Mapping[str, Any]]:
-    """The last step and, transitively, the steps that bound the variables it uses."""
-    if not program:
-        return []
+def _dependency_core(program: Program, *, tail: int = 1) -> list[Mapping[str, Any]]:
+    """The last ``tail`` steps and, transitively, the steps that bound the variables they use."""
     binder = {str(step["binds"]): i for i, step in enumerate(program) if step.get("binds")}
-    keep, todo = {len(program) - 1}, [len(program) - 1]
+    todo = list(range(max(len(program) - tail, 0), len(program)))
+    keep = set(todo)
     while todo:
         for var in _uses(program[todo.pop()]):
             index = binder.get(var)
@@ -114,9 +113,11 @@ def shrink_program(
 ) -> tuple[list[Mapping[str, Any]], Failure | None]:
     """Shrink ``program`` while the same invariant still fails, within ``budget`` seconds.
 
-    First one candidate: the failing (last) step with only the steps that bound the workers it
-    uses (``_dependency_core``); a fault on a worker needs its spawn and rarely more, and on a
-    live stack, where a replay takes seconds, trying it first saves most of the budget. Then
+    First at most two candidates: the failing (last) step, then the last two steps (a fault's
+    consequences are judged at the step after it), each with only the steps that bound the
+    workers they use (``_dependency_core``). A fault on a worker needs its spawn and rarely
+    more; on a live stack, where a replay takes seconds, trying this first saves most of the
+    budget. Then
     two passes, repeated while either makes progress: greedy delta debugging (drop chunks of
     steps, and the steps that use what they bound; once, also elements of the lists in a
     step's arguments, see ``_shrink_args``), then, given the ``machine``, substitution
@@ -137,9 +138,11 @@ def shrink_program(
         return failure if failure is not None and failure.violation.invariant == invariant else None
 
     current, best = list(program), None
-    core = _dependency_core(current)
-    if len(core) < len(current) and (failure := still_fails(core)) is not None:
-        current, best = core, failure  # often the answer at once: one replay, not dozens
+    for tail in (1, 2):  # a fault's consequences are checked at the step after it
+        core = _dependency_core(current, tail=tail)
+        if len(core) < len(current) and (failure := still_fails(core)) is not None:
+            current, best = core, failure  # often the answer at once: one replay, not dozens
+            break
     current, shorter = _drop_chunks(current, still_fails, deadline)
     best = shorter or best
     current, inner = drop_elements(current, still_fails, deadline)
