@@ -305,11 +305,14 @@ class ConcurrencyRules(StackMachineBase):
     ) -> Violation:
         window = op_indices(result.window)
         kinds = {op.kind for op in ops if op.index in window}
+        prefix = set(op_indices(result.prefix))
+        unplaced = {op.kind for op in ops if op.index in window and op.index not in prefix}
         prop = "S16" if "inference" in kinds else "S06"
-        if prop == "S06" and len(kinds) == 1 and (kind := next(iter(kinds))) in CALL_PROPERTY:
-            # ops of one kind that fit no order (two registrations of one id both 200, a ready
-            # callback for an unknown id accepted): that operation's own property, as a
-            # sequential step would report it; S06 is for orders that need several kinds
+        if prop == "S06" and len(unplaced) == 1 and (kind := next(iter(unplaced))) in CALL_PROPERTY:
+            # the ops no order can place are of one kind (a second registration of one id
+            # answered 200, a ready callback for an unknown id accepted), whatever reads
+            # were placed around them: that operation's own property, as a sequential step
+            # would report it; S06 is for orders that need several kinds to go wrong
             prop = CALL_PROPERTY[kind]
         stuck = [
             line.strip()
