@@ -25,23 +25,32 @@ def failure(invariant="S05"):
     return Failure(violation=violation, program=[], history=[])
 
 
-def test_chunks_and_the_steps_that_use_their_variables_are_dropped():
-    program = [
-        step("first_worker", "v1", hive="hive1"),
-        step("spawn", "v2", hive="hive2"),
-        step("inference", max_tokens=3),
-        step("kill_worker", worker_id={"$var": "v2"}),
-        step("register_duplicate", worker_id={"$var": "v1"}),
-    ]
+#: two workers, an inference, a kill of the second, a duplicate of the first (the failing step)
+TWO_WORKERS = [
+    step("first_worker", "v1", hive="hive1"),
+    step("spawn", "v2", hive="hive2"),
+    step("inference", max_tokens=3),
+    step("kill_worker", worker_id={"$var": "v2"}),
+    step("register_duplicate", worker_id={"$var": "v1"}),
+]
+
+
+def fails_with(*needed, invariant="S02"):
+    """A stand-in replay that fails while every rule in ``needed`` is in the candidate, and
+    the list of candidates (as rule names) it was asked about."""
     tried = []
 
     def fails(candidate):
-        tried.append([s["rule"] for s in candidate])
         rules = [s["rule"] for s in candidate]
-        found = "first_worker" in rules and "register_duplicate" in rules
-        return failure("S02") if found else None
+        tried.append(rules)
+        return failure(invariant) if all(r in rules for r in needed) else None
 
-    shrunk, best = shrink_program(program, fails, invariant="S02", budget=60)
+    return fails, tried
+
+
+def test_the_failing_steps_dependency_core_is_tried_first():
+    fails, tried = fails_with("first_worker", "register_duplicate")
+    shrunk, best = shrink_program(TWO_WORKERS, fails, invariant="S02", budget=60)
     assert [s["rule"] for s in shrunk] == ["first_worker", "register_duplicate"]
     assert best is not None and best.violation.invariant == "S02"
     # the first candidate is the failing step with the spawn that bound its worker: the answer
@@ -49,22 +58,8 @@ def test_chunks_and_the_steps_that_use_their_variables_are_dropped():
 
 
 def test_when_the_dependency_core_passes_chunks_are_dropped_with_their_dependents():
-    program = [
-        step("first_worker", "v1", hive="hive1"),
-        step("spawn", "v2", hive="hive2"),
-        step("inference", max_tokens=3),
-        step("kill_worker", worker_id={"$var": "v2"}),
-        step("register_duplicate", worker_id={"$var": "v1"}),
-    ]
-    tried = []
-
-    def fails(candidate):
-        rules = [s["rule"] for s in candidate]
-        tried.append(rules)
-        found = "inference" in rules and "register_duplicate" in rules
-        return failure("S02") if found else None
-
-    shrunk, _ = shrink_program(program, fails, invariant="S02", budget=60)
+    fails, tried = fails_with("inference", "register_duplicate")
+    shrunk, _ = shrink_program(TWO_WORKERS, fails, invariant="S02", budget=60)
     assert [s["rule"] for s in shrunk] == ["first_worker", "inference", "register_duplicate"]
     # the cores of the last step and of the last two pass without the inference
     assert tried[:2] == [
@@ -150,13 +145,7 @@ def test_a_fault_judged_at_the_next_step_keeps_both_in_the_core():
         step("pause_worker", worker_id={"$var": "v1"}),
         step("inference", max_tokens=1),  # its convergence judged the pause
     ]
-    tried = []
-
-    def fails(candidate):
-        rules = [s["rule"] for s in candidate]
-        tried.append(rules)
-        return failure("C01") if "pause_worker" in rules else None
-
+    fails, tried = fails_with("pause_worker", invariant="C01")
     shrunk, _ = shrink_program(program, fails, invariant="C01", budget=60)
     assert tried[:2] == [["inference"], ["first_worker", "pause_worker", "inference"]]
     assert [s["rule"] for s in shrunk] == ["first_worker", "pause_worker"]

@@ -117,10 +117,9 @@ def shrink_program(
     consequences are judged at the step after it), each with only the steps that bound the
     workers they use (``_dependency_core``). A fault on a worker needs its spawn and rarely
     more; on a live stack, where a replay takes seconds, trying this first saves most of the
-    budget. Then
-    two passes, repeated while either makes progress: greedy delta debugging (drop chunks of
-    steps, and the steps that use what they bound; once, also elements of the lists in a
-    step's arguments, see ``_shrink_args``), then, given the ``machine``, substitution
+    budget. Then two passes, repeated while either makes progress: greedy delta debugging (drop
+    chunks of steps, and the steps that use what they bound; once, also elements of the lists
+    in a step's arguments, see ``_shrink_args``), then, given the ``machine``, substitution
     (replace the steps from some point to the failing one by a single rule, see
     ``_substitute``). Each candidate is replayed once against the live stack; a candidate whose
     replay raises counts as not failing. Returns the smallest failing program found, with its
