@@ -4,11 +4,12 @@ connections (retried for GET only), refused connections, and connection reuse.""
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 
 import pytest
 
-from rbee_props.load._http import HttpPool, RequestFailed
+from rbee_props.load._http import HttpPool, RequestFailed, _kind_of
 
 SSE = b'data: {"type":"token","t":"hi","i":0}\n\ndata: [DONE]\n\n'
 
@@ -27,7 +28,15 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
             (int(x.split(":")[1]) for x in lines if x.lower().startswith("content-length")), 0
         )
         body = await reader.readexactly(length)
-        if doomed:  # read the request, then close without an answer: a stale keep-alive
+        if doomed or path == "/vanish":  # read the request, close without an answer
+            break
+        if path == "/half":  # the head and part of the body, then gone: a server killed mid-reply
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc")
+            await writer.drain()
+            break
+        if path == "/garbage":
+            writer.write(b"this is not HTTP\r\n\r\n")
+            await writer.drain()
             break
         if path == "/sse":
             chunks = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in SSE.split(b"\n\n")[:2])
@@ -150,3 +159,31 @@ def test_requests_beyond_the_connection_cap_wait_for_a_free_connection(run):
     assert len(replies) == 20
     assert all(r.status == 200 for r in replies)
     assert opened <= 3
+
+
+@pytest.mark.parametrize(
+    ("path", "kind"), [("/vanish", "reset"), ("/half", "reset"), ("/garbage", "protocol")]
+)
+def test_a_server_gone_mid_exchange_is_a_reset_and_only_bad_http_is_a_protocol_error(
+    run, path, kind
+):
+    """A killed server closes its connections without (the rest of) an answer: that is a reset,
+    like a refused connection an expected outcome of a kill; ``protocol`` means malformed HTTP."""
+
+    async def test(pool):
+        try:
+            await pool.request(pool.encode("GET", path, []), idempotent=True)
+        except RequestFailed as exc:
+            return exc.kind
+        return None
+
+    assert run(test) == kind
+
+
+def test_socket_errors_are_named_by_their_errno():
+    """A listener killed with our connection in its backlog resets it while we connect."""
+    assert _kind_of(ConnectionResetError(errno.ECONNRESET, "Connect call failed")) == "reset"
+    assert _kind_of(ConnectionRefusedError(errno.ECONNREFUSED, "refused")) == "refused"
+    assert _kind_of(TimeoutError(errno.ETIMEDOUT, "timed out")) == "timeout"
+    assert _kind_of(OSError(errno.EHOSTUNREACH, "no route")) == "network"
+    assert _kind_of(OSError("Multiple exceptions: ...")) == "network"

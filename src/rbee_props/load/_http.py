@@ -37,6 +37,20 @@ class RequestFailed(Exception):
         self.kind = kind
 
 
+_KIND_OF_ERRNO = {
+    errno.ECONNREFUSED: "refused",
+    errno.ECONNRESET: "reset",  # also while connecting: a listener killed with us in its backlog
+    errno.ECONNABORTED: "reset",
+    errno.EPIPE: "reset",
+    errno.ETIMEDOUT: "timeout",
+}
+
+
+def _kind_of(exc: OSError) -> str:
+    """The failure kind of a socket error; ``network`` for the ones without a closer name."""
+    return _KIND_OF_ERRNO.get(exc.errno or 0, "network")
+
+
 class _Stale(Exception):
     """A reused keep-alive connection was closed by the server before it answered."""
 
@@ -55,6 +69,7 @@ class _Connection:
         self.writer = writer
         self.h11 = h11.Connection(h11.CLIENT)
         self.reused = False
+        self.peer_closed = False
 
     def close(self) -> None:
         self.writer.close()
@@ -65,11 +80,17 @@ class _Connection:
         status: int | None = None
         chunks: list[bytes] = []
         while True:
-            event = self.h11.next_event()
+            try:
+                event = self.h11.next_event()
+            except h11.RemoteProtocolError:
+                if self.peer_closed:  # a server killed mid-exchange, not malformed HTTP
+                    raise RequestFailed(kind="reset") from None
+                raise
             if event is h11.NEED_DATA:
                 data = await self.reader.read(_READ_SIZE)
                 if not data and status is None and self.reused:
                     raise _Stale
+                self.peer_closed = not data
                 self.h11.receive_data(data)
             elif isinstance(event, h11.Response):
                 status = event.status_code
@@ -154,7 +175,7 @@ class HttpPool:
                 raise _Stale from exc
             raise RequestFailed(kind="reset") from exc
         except OSError as exc:
-            raise RequestFailed(kind="network") from exc
+            raise RequestFailed(kind=_kind_of(exc)) from exc
         finally:
             self._busy.discard(conn)
             if keep:
@@ -170,11 +191,8 @@ class HttpPool:
             conn.close()
         try:
             reader, writer = await asyncio.open_connection(self.host, self.port)
-        except ConnectionRefusedError as exc:
-            raise RequestFailed(kind="refused") from exc
         except OSError as exc:
-            kind = "refused" if exc.errno == errno.ECONNREFUSED else "network"
-            raise RequestFailed(kind=kind) from exc
+            raise RequestFailed(kind=_kind_of(exc)) from exc
         self.opened += 1
         return _Connection(reader, writer)
 
