@@ -14,8 +14,9 @@ import random
 import click
 
 from rbee_props import _output as out
-from rbee_props._cli_fuzz import Interrupt, LiveStatus
+from rbee_props._cli_fuzz import LiveStatus
 from rbee_props._cli_hunt import parse_budget
+from rbee_props._interrupt import Interrupt
 from rbee_props.campaign import CampaignPlan, CampaignState, parse_suites, run_campaign
 from rbee_props.errors import ExitCode, UsageError
 from rbee_props.fuzz.database import open_database

@@ -10,12 +10,10 @@ options, starts and stops the stack, shows live progress and the summary.
 from __future__ import annotations
 
 import random
-import signal
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.live import Live
@@ -23,6 +21,7 @@ from rich.table import Table
 
 from rbee_props import _output as out
 from rbee_props._cli_hunt import parse_budget
+from rbee_props._interrupt import Interrupt
 from rbee_props.config import Config
 from rbee_props.errors import ExitCode, UsageError
 from rbee_props.fuzz.campaign import FoundEvent, Progress
@@ -32,36 +31,10 @@ from rbee_props.fuzz.specs import read_spec
 from rbee_props.fuzz.targets import parse_services
 from rbee_props.stack import make_stack
 
-__all__ = ["Interrupt", "LiveStatus", "register"]
+__all__ = ["LiveStatus", "register"]
 
 #: seconds between progress lines when stdout is not a terminal
 LINE_EVERY = 10.0
-
-
-class Interrupt:
-    """Ctrl-C and SIGTERM ask the campaign to stop; a second one forces it.
-
-    A KeyboardInterrupt raised straight from the signal handler can be lost: when the signal
-    lands while Hypothesis' garbage-collection callback runs, Python prints "Exception ignored"
-    and the campaign goes on. So the first signal only sets a flag the campaign polls between
-    examples (and the pool passes on to its workers); the second raises at once.
-    """
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-
-    def __call__(self, signum: int, frame: Any) -> None:
-        if self.event.is_set():
-            raise KeyboardInterrupt
-        self.event.set()
-
-    def __enter__(self) -> Interrupt:
-        self.previous = {s: signal.signal(s, self) for s in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
 
 
 def _status(progress: Progress, seconds: float) -> str:

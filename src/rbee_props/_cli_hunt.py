@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import re
 import signal
+import threading
 import time
 from pathlib import Path
 
 import click
 
 from rbee_props import _output as out
+from rbee_props._interrupt import Interrupt
 from rbee_props.config import Config
 from rbee_props.errors import ExitCode, UsageError
 from rbee_props.hunt import hunt, machine_settings
@@ -54,8 +56,10 @@ def register(main: click.Group, handle_errors, config_of, bugs_of, on_term) -> N
         """Run the state machines until the budget ends or a finding is made (exit 1)."""
         seconds = parse_budget(budget)
         config = config_of(config_path, bugs=bugs_of(bugs))
-        signal.signal(signal.SIGTERM, on_term)
-        finding = hunt_for_budget(seconds, machine_name, config, seed, Path(out_dir), steps)
+        with Interrupt(raise_first=True) as interrupt:
+            finding = hunt_for_budget(
+                seconds, machine_name, config, seed, Path(out_dir), steps, stop=interrupt.event
+            )
         if finding is not None:
             raise SystemExit(int(ExitCode.FINDINGS))
 
@@ -93,9 +97,14 @@ def register(main: click.Group, handle_errors, config_of, bugs_of, on_term) -> N
 
 def hunt_for_budget(
     seconds: float, machine_name: str, config: Config, seed: int | None, out_dir: Path,
-    steps: int = 15,
+    steps: int = 15, stop: threading.Event | None = None,
 ) -> Finding | None:  # fmt: skip
-    """Run rounds of ``hunt`` until ``seconds`` pass or a finding is made; show progress."""
+    """Run rounds of ``hunt`` until ``seconds`` pass or a finding is made; show progress.
+
+    ``stop`` is set by Ctrl-C or SIGTERM: the examples and rounds end as soon as it is, even when
+    the KeyboardInterrupt of the signal itself was lost (see ``_interrupt``).
+    """
+    stop = stop or threading.Event()
     first_seed = seed if seed is not None else int(time.time()) % 100_000
     out.info(f"machine {machine_name}, budget {seconds:g}s, seed {first_seed} "
              f"(replay a round with --seed), stack: {config.source}"
@@ -107,7 +116,10 @@ def hunt_for_budget(
     try:
         stack.start()
         context = MachineContext(stack, config)
+        context.should_stop = stop.is_set
         while time.monotonic() - started < seconds:
+            if stop.is_set():
+                raise KeyboardInterrupt
             round_seed = first_seed + round_no
             result = hunt(
                 MACHINES[machine_name], context,

@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -23,8 +24,10 @@ import click
 import httpx
 
 from rbee_props import _output as out
+from rbee_props._interrupt import Interrupt
 from rbee_props.config import Config, load_config
 from rbee_props.errors import ExitCode, RbeePropsError, UsageError
+from rbee_props.repro import Finding
 from rbee_props.stack import LocalStack, Stack, make_stack
 from rbee_props.stack.local import runs_root
 
@@ -255,10 +258,17 @@ def heal(config_path: str | None) -> None:
 @handle_errors
 def demo(config_path: str | None, bug: str, out_dir: str) -> None:
     """The main job on the reference stack: a tour, a clean hunt, then a planted bug found."""
+    with Interrupt(raise_first=True) as interrupt:
+        found = _demo_steps(config_path, bug, out_dir, interrupt.event)
+    out.info(f"reproduce it with: rbee-props replay {out_dir}/{found.slug}   "
+             f"(or pytest {out_dir}/{found.slug}/test_repro.py)")  # fmt: skip
+
+
+def _demo_steps(config_path: str | None, bug: str, out_dir: str, stop: threading.Event) -> Finding:
+    """The demo's three parts; returns the finding of the last one."""
     from rbee_props._cli_hunt import hunt_for_budget
     from rbee_props.walkthrough import walkthrough
 
-    signal.signal(signal.SIGTERM, _raise_interrupted)
     out.info("== 1/3 a tour of the live stack")
     stack = make_stack(_config(config_path))
     try:
@@ -268,17 +278,17 @@ def demo(config_path: str | None, bug: str, out_dir: str) -> None:
     finally:
         stack.stop()
     out.info("== 2/3 the state machines against the correct stack (20 s): expect no finding")
-    found = hunt_for_budget(20, "stack", _config(config_path), 1, Path(out_dir))
+    found = hunt_for_budget(20, "stack", _config(config_path), 1, Path(out_dir), stop=stop)
     if found is not None:
         msg = f"the correct reference stack produced a finding: {found.violation.summary}"
         raise RbeePropsError(msg)
     out.info(f"== 3/3 the registry machine against the planted bug {bug!r}: expect a finding")
-    found = hunt_for_budget(180, "registry", _config(config_path, bugs=[bug]), 1, Path(out_dir))
+    config = _config(config_path, bugs=[bug])
+    found = hunt_for_budget(180, "registry", config, 1, Path(out_dir), stop=stop)
     if found is None:
         msg = f"the planted bug {bug!r} was not found within 180 s"
         raise RbeePropsError(msg)
-    out.info(f"reproduce it with: rbee-props replay {out_dir}/{found.slug}   "
-             f"(or pytest {out_dir}/{found.slug}/test_repro.py)")  # fmt: skip
+    return found
 
 
 @main.command()

@@ -123,9 +123,10 @@ def test_ctrl_c_stops_a_two_worker_campaign_writes_the_report_and_leaves_nothing
             time.sleep(0.5)
         time.sleep(5)
         run.send_signal(signal.SIGINT)
-        assert run.wait(180) == 130
-        assert "campaign interrupted:" in run.stdout.read()
-        assert run.stderr.read().strip().splitlines() == [
+        stdout, stderr = run.communicate(timeout=180)
+        assert run.returncode == 130, stderr
+        assert "campaign interrupted:" in stdout
+        assert stderr.strip().splitlines() == [
             "error: interrupted; everything this command started has been stopped"
         ]
     assert json.loads((out / "campaign.json").read_text())["interrupted"] is True

@@ -167,10 +167,10 @@ def test_ctrl_c_ends_a_two_worker_campaign_with_a_summary_and_leaves_nothing_run
             if line.startswith(("warm-up", "replay", "round")):
                 break
         campaign.send_signal(signal.SIGINT)
-        assert campaign.wait(120) == 130
-        rest = campaign.stdout.read()
+        rest, stderr = campaign.communicate(timeout=120)
+        assert campaign.returncode == 130, stderr
         assert "fuzz campaign interrupted after" in rest
-        assert campaign.stderr.read().strip().splitlines() == [
+        assert stderr.strip().splitlines() == [
             "error: interrupted; everything this command started has been stopped"
         ]
     assert processes_of(env["RBEE_PROPS_HOME"]) == []

@@ -98,8 +98,9 @@ def check_ctrl_c(up, home):
         run_id = runs[0].name
         assert run_processes(run_id)
         up.send_signal(signal.SIGINT)
-        assert up.wait(30) == 130
-        assert "interrupted" in up.stderr.read()
+        _, stderr = up.communicate(timeout=30)
+        assert up.returncode == 130, stderr
+        assert "interrupted" in stderr
         assert run_processes(run_id) == []
         assert not (home_dir / run_id).exists()
     finally:
