@@ -1,8 +1,8 @@
 """Bundles and strategies shared by the rule mixins.
 
 Hives and components are drawn as small integers and resolved against the running stack
-(``hive % number of hives``), so the same machine runs on a stack of any size and shrinks
-towards the first hive.
+(``StackMachineBase.target``: index modulo the number of hives, hives with the most live workers
+first), so the same machine runs on a stack of any size and shrinks towards the busiest hive.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
@@ -141,9 +142,31 @@ class StackMachineBase(RuleBasedStateMachine):
     def readable(self, name: str, value: Any) -> Any:
         """Record hive and component indexes by name: ``spawn(hive='hive1')``, not ``hive=6``."""
         if isinstance(value, int) and name in ("hive", "component"):
-            names = self.stack.hives if name == "hive" else ("queen", *self.stack.hives)
-            return names[value % len(names)]
+            return self.target(name, value)
         return value
+
+    def hives_by_load(self) -> list[str]:
+        """The stack's hives, those with the most live spawned workers first (ties in stack
+        order).
+
+        Index 0 is the value Hypothesis draws most often and shrinks towards, so a rule's
+        simplest target is the hive with the most state to lose: a fault aimed at an empty hive
+        tests little, and a bug that needs "a worker, then a fault on its hive" is no longer
+        left to a coin flip between the hives.
+        """
+        live = Counter(
+            w.node for w in self.model.workers.values() if w.alive and w.origin == "spawned"
+        )
+        return sorted(self.stack.hives, key=lambda hive: -live[hive])
+
+    def target(self, kind: str, value: int | str) -> str:
+        """The hive (``kind`` ``hive``) or component (``component``: the queen, then the hives)
+        a drawn index names; a replayed program passes the name itself."""
+        if isinstance(value, str):
+            return value
+        hives = self.hives_by_load()
+        names = hives if kind == "hive" else ["queen", *hives]
+        return names[value % len(names)]
 
     def symbol(self, value: Any) -> Any:
         if isinstance(value, str) and value in self.vars:

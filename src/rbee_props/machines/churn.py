@@ -50,12 +50,6 @@ class ChurnRules(StackMachineBase):
         live = sum(w.alive and w.origin == "spawned" for w in self.model.workers.values())
         return live < self.max_live_spawned
 
-    def hive_name(self, index: int | str) -> str:
-        if isinstance(index, str):
-            return index  # a replayed program names it
-        hives = self.stack.hives
-        return hives[index % len(hives)]
-
     def _ports_in_use(self, worker_id: str) -> set[int]:
         """Ports held by the test's own listeners and by every other worker process."""
         ports = set(self.ctx.held_ports())
@@ -79,7 +73,7 @@ class ChurnRules(StackMachineBase):
         return self._spawn(hive)
 
     def _spawn(self, hive: int) -> object:
-        name = self.hive_name(hive)
+        name = self.target("hive", hive)
         op = self.hive_clients[name].spawn(model_ref=MODEL_REF, timeout=self.patience(name, 5.0))
         body = op.body if op.ok and isinstance(op.body, dict) else {}
         worker_id, url = str(body.get("worker_id", "")), str(body.get("url", ""))
@@ -109,7 +103,7 @@ class ChurnRules(StackMachineBase):
         is still loading may not have bound its port yet, and taking it would kill the worker
         at start-up, which is the test's doing, not the hive's.
         """
-        low, high = self.stack.worker_ports[self.hive_name(hive)]
+        low, high = self.stack.worker_ports[self.target("hive", hive)]
         handed_out = {
             urlsplit(w.url).port for s in self.models for w in s.workers.values() if w.alive
         }
@@ -121,7 +115,7 @@ class ChurnRules(StackMachineBase):
     @recorded
     def ready_unknown(self, hive: int) -> None:
         """S05: a ready callback for an id the hive never spawned is 404."""
-        name = self.hive_name(hive)
+        name = self.target("hive", hive)
         worker_id = self.fresh_id("stray")
         op = self.hive_clients[name].ready(
             worker_id, url="http://127.0.0.1:9", model_ref=MODEL_REF, timeout=2.0

@@ -27,18 +27,6 @@ def _can(fault: Fault):  # type: ignore[no-untyped-def]
 class FaultRules(StackMachineBase):
     """Faults injected through the stack controller."""
 
-    def component_name(self, index: int | str) -> str:
-        if isinstance(index, str):
-            return index  # a replayed program names it
-        names = ("queen", *self.stack.hives)
-        return names[index % len(names)]
-
-    def hive_name(self, index: int | str) -> str:
-        if isinstance(index, str):
-            return index  # a replayed program names it
-        hives = self.stack.hives
-        return hives[index % len(hives)]
-
     def _down(self) -> list[str]:
         model = self.model
         down = [] if model.queen_up else ["queen"]
@@ -87,7 +75,7 @@ class FaultRules(StackMachineBase):
     @recorded
     def kill_component(self, component: int) -> None:
         """C03/C04: SIGKILL the queen or a hive (its workers are orphaned)."""
-        name = self.component_name(component)
+        name = self.target("component", component)
         if name in self._down():
             return
         self.fault(FaultOp("kill", name), lambda: self.stack.kill(name))
@@ -97,7 +85,7 @@ class FaultRules(StackMachineBase):
     @recorded
     def terminate_hive(self, hive: int) -> None:
         """C09: SIGTERM a hive: it stops every worker before it exits."""
-        name = self.hive_name(hive)
+        name = self.target("hive", hive)
         if name in self._down():
             return
         self.fault(FaultOp("terminate", name), lambda: self.stack.terminate(name))
@@ -120,7 +108,7 @@ class FaultRules(StackMachineBase):
     @recorded
     def restart_component(self, component: int) -> None:
         """C03/C04/C09: SIGTERM and start again; beehives persist, workers are rebuilt."""
-        name = self.component_name(component)
+        name = self.target("component", component)
         if name in self._down():
             return
         self.fault(FaultOp("restart", name), lambda: self.stack.restart(name))
@@ -130,7 +118,7 @@ class FaultRules(StackMachineBase):
     @recorded
     def pause_component(self, component: int) -> None:
         """C07: freeze the queen or a hive (SIGSTOP)."""
-        name = self.component_name(component)
+        name = self.target("component", component)
         if name in self._down() or name in self._paused():
             return
         self.fault(FaultOp("pause", name), lambda: self.stack.pause(name))
@@ -152,7 +140,7 @@ class FaultRules(StackMachineBase):
     @recorded
     def partition(self, hive: int) -> None:
         """C05: cut the queen from a hive; the test still reaches both."""
-        name = self.hive_name(hive)
+        name = self.target("hive", hive)
         self.fault(FaultOp("partition", name), lambda: self.stack.partition("queen", name))
 
     @_can(Fault.SLOW)
@@ -160,7 +148,7 @@ class FaultRules(StackMachineBase):
     @recorded
     def slow_link(self, hive: int, ms: int) -> None:
         """C14: delay queen<->hive traffic; every answer still arrives, once."""
-        name = self.hive_name(hive)
+        name = self.target("hive", hive)
         self.fault(FaultOp("slow", name), lambda: self.stack.slow("queen", name, ms), ms=ms)
 
     @_can(Fault.PARTITION)
