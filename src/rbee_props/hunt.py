@@ -20,6 +20,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import Flaky, FlakyStrategyDefinition
 from hypothesis.stateful import get_state_machine_test
 
+from rbee_props._engine import fresh_examples_only
 from rbee_props.config import Config
 from rbee_props.errors import InternalError, RbeePropsError, StackError
 from rbee_props.findings import Violation
@@ -72,7 +73,8 @@ def run_hypothesis(
         test = hypothesis_seed(seed)(test)
     context.seed = seed
     try:
-        test()
+        with fresh_examples_only():
+            test()
     except (Flaky, FlakyStrategyDefinition) as exc:
         if not context.failures:
             raise_unrecorded(exc)
