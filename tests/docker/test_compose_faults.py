@@ -129,6 +129,31 @@ def test_partition_disconnects_the_hive_from_the_queen_and_heal_reconnects(recov
     assert reaches(stack, "queen", "http://hive1-link:9200/v1/health")
 
 
+def test_a_cut_off_hive_still_reaches_its_workers_through_its_own_alias(recovered):
+    """Docker drops ``extra_hosts`` from /etc/hosts on disconnect and reconnect; the backend
+    writes them back, so the hive's alias stays 127.0.0.1 inside it and its health probes of
+    its own workers keep answering while it is partitioned (a hive that evicted them was a
+    false S03)."""
+    stack = recovered
+    worker_id = spawn(stack, "hive1")
+
+    def idle_url() -> str | None:
+        listed = httpx.get(
+            stack.urls["hive1"] + "/v1/workers/list",
+            headers={"Authorization": f"Bearer {stack.token}"}, timeout=5,
+        ).json()["workers"]  # fmt: skip
+        idle = [w["url"] for w in listed if w["id"] == worker_id and w["state"] == "idle"]
+        return idle[0] if idle else None
+
+    poll_until(lambda: idle_url() is not None, 10, what="the worker idle")
+    port = str(idle_url()).rsplit(":", 1)[1]
+    for fault in (lambda: stack.partition("queen", "hive1"), stack.heal):
+        fault()
+        assert reaches(stack, "hive1", f"http://hive1-link:{port}/health")
+        hosts = inspect(stack, "hive1").exec_run(["getent", "hosts", "hive1-link"]).output
+        assert hosts.decode().split()[0] == "127.0.0.1"
+
+
 def test_memory_limit_is_applied_and_lifted(recovered):
     stack = recovered
     limit = 256 * 1024 * 1024

@@ -5,8 +5,16 @@ every network the two share, except networks where containers cannot reach each 
 (``com.docker.network.bridge.enable_icc=false``: they only carry published ports to the test
 process). In the reference compose file each hive shares one internal network with the queen,
 so exactly that pair is cut while the test still reaches both (C05). ``heal`` reconnects with
-the same aliases. A slow link is ``tc qdisc ... netem delay`` on both ends' interfaces of the
-shared networks, where the kernel has netem and the container has NET_ADMIN (C14).
+the same aliases.
+
+Docker rewrites a container's ``/etc/hosts`` when it leaves or joins a network and drops the
+``extra_hosts`` lines on the way (seen on Engine 20.10.24; moby/moby#34044 and #48857). The
+reference hive resolves its own alias to 127.0.0.1 that way; cut off, it could no longer reach
+its workers and evicted them (a false S03). So after every disconnect and reconnect the missing
+``extra_hosts`` lines are written back.
+
+A slow link is ``tc qdisc ... netem delay`` on both ends' interfaces of the shared networks,
+where the kernel has netem and the container has NET_ADMIN (C14).
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ if TYPE_CHECKING:
 
     import docker
 
-__all__ = ["Cut", "Links", "netem_works"]
+__all__ = ["Cut", "Links", "keep_extra_hosts", "netem_works"]
 
 NO_ICC = "com.docker.network.bridge.enable_icc"
 
@@ -45,6 +53,30 @@ def _attached(container: Container) -> dict[str, dict[str, object]]:
 def _exec(container: Container, argv: list[str]) -> tuple[int, str]:
     result = container.exec_run(argv)
     return int(result.exit_code), result.output.decode(errors="replace").strip()
+
+
+def keep_extra_hosts(container: Container) -> None:
+    """Write back the ``extra_hosts`` lines docker dropped from ``container``'s ``/etc/hosts``.
+
+    Best effort: an image without ``sh`` keeps docker's file (its programs then resolve those
+    names through DNS, as docker left them).
+    """
+    import docker.errors
+
+    container.reload()
+    wanted = []
+    for entry in container.attrs.get("HostConfig", {}).get("ExtraHosts") or ():
+        name, _, address = str(entry).partition(":")
+        if name and address:
+            wanted.append(f"{address}\t{name}")
+    if not wanted:
+        return
+    script = "".join(
+        f"grep -qxF '{line}' /etc/hosts || printf '%s\\n' '{line}' >> /etc/hosts; "
+        for line in wanted
+    )
+    with contextlib.suppress(docker.errors.APIError):
+        _exec(container, ["sh", "-c", script])
 
 
 def netem_works(container: Container) -> bool:
@@ -107,6 +139,7 @@ class Links:
                 msg = f"cannot disconnect {names[1]} from network {name}: {exc.explanation}"
                 raise StackError(msg) from exc
             self.cuts.append(Cut(name, str(b.id), aliases))
+            keep_extra_hosts(b)
 
     def slow(self, a: Container, b: Container, names: tuple[str, str], ms: int) -> None:
         """Delay every packet ``a`` and ``b`` send each other on their shared networks."""
@@ -140,6 +173,7 @@ class Links:
                     if "already exists" not in str(exc.explanation):
                         msg = f"cannot reconnect to network {cut.network}: {exc.explanation}"
                         raise StackError(msg) from exc
+                keep_extra_hosts(self.client.containers.get(cut.container))
         self.cuts.clear()
         for container, iface in self.slowed:
             with contextlib.suppress(docker.errors.APIError):
