@@ -121,14 +121,16 @@ def hunt_for_budget(
             if stop.is_set():
                 raise KeyboardInterrupt
             round_seed = first_seed + round_no
+            context.fresh_starts.clear()
             result = hunt(
                 MACHINES[machine_name], context,
                 config=machine_settings(max_examples=5, steps=steps),
                 seed=round_seed, machine_name=machine_name, out=out_dir, on_progress=out.info,
             )  # fmt: skip
             round_no += 1
+            fresh = "".join(f", then seed {s} (fresh start)" for s in context.fresh_starts)
             out.info(
-                f"round {round_no} (seed {round_seed}): {context.examples} examples, "
+                f"round {round_no} (seed {round_seed}{fresh}): {context.examples} examples, "
                 f"{context.steps} steps, {time.monotonic() - started:.0f}s elapsed"
             )
             if result.finding is not None:

@@ -63,11 +63,44 @@ class HuntResult:
     path: Path | None = None
 
 
+#: how often one run starts Hypothesis afresh after the stack answered a program two ways
+MAX_FRESH_STARTS = 3
+
+
 def run_hypothesis(
     machine: type[StackMachineBase], context: MachineContext, *, config: settings,
     seed: int | None,
 ) -> bool:  # fmt: skip
-    """Run Hypothesis on ``machine``; True when Hypothesis called the result flaky."""
+    """Run Hypothesis on ``machine``; True when Hypothesis called the result flaky.
+
+    Which rules are enabled, and which workers a rule can pick, follow the stack's answers, so
+    a choice sequence Hypothesis explored once can draw differently the next time it is walked
+    (``FlakyStrategyDefinition``: "inconsistent data generation"). Without a recorded violation
+    that is the live stack's doing, not a finding and not an error: the search goes on with a
+    fresh Hypothesis run for the examples left, seeded ``seed + 100000 k`` (noted in
+    ``context.fresh_starts``, which the commands print), at most ``MAX_FRESH_STARTS`` times.
+    """
+    examples_before = context.examples
+    current, current_config = seed, config
+    for fresh_start in range(MAX_FRESH_STARTS + 1):
+        try:
+            return _run_once(machine, context, config=current_config, seed=current)
+        except FlakyStrategyDefinition as exc:  # raised by _run_once only without a failure
+            left = config.max_examples - (context.examples - examples_before)
+            if left <= 0:
+                return False
+            if fresh_start == MAX_FRESH_STARTS:
+                raise_unrecorded(exc)
+            current = None if seed is None else seed + 100_000 * (fresh_start + 1)
+            current_config = settings(current_config, max_examples=left, derandomize=False)
+            context.fresh_starts.append(current)
+    return False
+
+
+def _run_once(
+    machine: type[StackMachineBase], context: MachineContext, *, config: settings,
+    seed: int | None,
+) -> bool:  # fmt: skip
     test = get_state_machine_test(machine.bind(context), settings=config)
     if seed is not None:
         test = hypothesis_seed(seed)(test)
@@ -75,7 +108,11 @@ def run_hypothesis(
     try:
         with fresh_examples_only():
             test()
-    except (Flaky, FlakyStrategyDefinition) as exc:
+    except FlakyStrategyDefinition:
+        if not context.failures:
+            raise  # the stack answered one program two ways: run_hypothesis starts afresh
+        return True
+    except Flaky as exc:
         if not context.failures:
             raise_unrecorded(exc)
         return True

@@ -27,6 +27,7 @@ import attrs
 from rbee_props.checker.rbee import BurstWorld, views_from_models
 from rbee_props.history import Ok, Op
 from rbee_props.machines._lanes import Action, LaneClients
+from rbee_props.machines._spawning import MODEL_REF
 from rbee_props.model import ClusterState, Worker
 
 __all__ = ["OP_KINDS", "BurstPlan", "plan_burst", "slots_of", "stream_tokens"]
@@ -42,7 +43,7 @@ OP_KINDS = (
     "ready",
     "infer",
 )
-MODEL_REF = "hf:rbee/tiny-model"
+
 PHANTOM_MODEL = "hf:rbee/phantom"
 PHANTOM_NODE = "phantom-node"
 SHORT_TOKENS = 4

@@ -56,6 +56,8 @@ class MachineContext:
         self.full_restarts = 0
         self._http: httpx.Client | None = None
         self.seed: int | None = None
+        #: seeds of the fresh Hypothesis runs a run needed after an inconsistent generation
+        self.fresh_starts: list[int | None] = []
         #: violations this returns True for are already reported (a campaign's known findings):
         #: the example is dropped instead of failing, so the search goes on past them
         self.already_found: Callable[[Violation], bool] | None = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import ClassVar
 from urllib.parse import urlsplit
 
 from hypothesis import strategies as st
@@ -12,14 +11,13 @@ from hypothesis.stateful import initialize, precondition, rule
 from rbee_props.findings import Violation
 from rbee_props.invariants import explain
 from rbee_props.machines._bundles import hive_index, spawned
-from rbee_props.machines._core import StackMachineBase, recorded
-from rbee_props.model import Inference, ReadyCallback, Spawn
+from rbee_props.machines._core import recorded
+from rbee_props.machines._spawning import MODEL_REF, Spawner
+from rbee_props.model import Inference, ReadyCallback
 from rbee_props.snapshot import listed_from
 from rbee_props.stack._ports import port_is_free
 
 __all__ = ["ChurnRules", "stream_problems"]
-
-MODEL_REF = "hf:rbee/tiny-model"
 
 
 def stream_problems(events: list[object], max_tokens: int) -> list[str]:
@@ -38,26 +36,8 @@ def stream_problems(events: list[object], max_tokens: int) -> list[str]:
     return problems
 
 
-class ChurnRules(StackMachineBase):
+class ChurnRules(Spawner):
     """Workers come and go through the hives; inference goes through the queen."""
-
-    #: spawned workers alive at once: each is a process, and on a small host dozens of them
-    #: starve each other past the health timeout, which the queen rightly answers by evicting
-    #: them (a false alarm of the load the test itself made, not of the stack)
-    max_live_spawned: ClassVar[int] = 6
-
-    def room_to_spawn(self) -> bool:
-        live = sum(w.alive and w.origin == "spawned" for w in self.model.workers.values())
-        return live < self.max_live_spawned
-
-    def _ports_in_use(self, worker_id: str) -> set[int]:
-        """Ports held by the test's own listeners and by every other worker process."""
-        ports = set(self.ctx.held_ports())
-        if self.stack.sees_processes:
-            for worker in self.stack.workers():
-                if worker.worker_id != worker_id:
-                    ports.update(worker.ports)
-        return ports
 
     @initialize(target=spawned, hive=hive_index)
     @recorded
@@ -71,26 +51,6 @@ class ChurnRules(StackMachineBase):
     def spawn(self, hive: int) -> object:
         """S08/S09: a spawn answers 200 loading on a port no other process holds."""
         return self._spawn(hive)
-
-    def _spawn(self, hive: int) -> object:
-        name = self.target("hive", hive)
-        op = self.hive_clients[name].spawn(model_ref=MODEL_REF, timeout=self.patience(name, 5.0))
-        body = op.body if op.ok and isinstance(op.body, dict) else {}
-        worker_id, url = str(body.get("worker_id", "")), str(body.get("url", ""))
-        self.call(Spawn(name, MODEL_REF, worker_id, url), op)
-        if not op.ok or not worker_id:
-            return self.fresh_id("unspawned")  # keeps the bundle independent of the outcome
-        port = urlsplit(url).port
-        if port is not None and port in self._ports_in_use(worker_id):
-            self.fail(
-                Violation(
-                    "S09",
-                    explains=explain("S09"),
-                    expected="a port that no other process holds",
-                    observed=f"{worker_id} got port {port}, which another process holds",
-                )
-            )
-        return worker_id
 
     @precondition(lambda self: bool(self.stack.worker_ports))
     @rule(hive=hive_index)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib
 
 from hypothesis import strategies as st
-from hypothesis.stateful import consumes, precondition, rule
+from hypothesis.stateful import consumes, multiple, precondition, rule
 
 from rbee_props.errors import UsageError
 from rbee_props.machines._bundles import component_index, hive_index, spawned
-from rbee_props.machines._core import StackMachineBase, recorded
+from rbee_props.machines._core import recorded
+from rbee_props.machines._spawning import Spawner
 from rbee_props.model import FaultOp, HiveState
 from rbee_props.stack import Fault
 
@@ -24,7 +25,7 @@ def _can(fault: Fault):  # type: ignore[no-untyped-def]
     return precondition(lambda self: self.stack.supports(fault))
 
 
-class FaultRules(StackMachineBase):
+class FaultRules(Spawner):
     """Faults injected through the stack controller."""
 
     def _down(self) -> list[str]:
@@ -112,6 +113,28 @@ class FaultRules(StackMachineBase):
         if name in self._down():
             return
         self.fault(FaultOp("restart", name), lambda: self.stack.restart(name))
+
+    @_can(Fault.KILL)
+    @_can(Fault.RESTART)
+    @rule(target=spawned, component=component_index, respawn=st.booleans())
+    @recorded
+    def crash_restart(self, component: int, respawn: bool) -> object:
+        """C03/C04: SIGKILL the queen or a hive and start it at once, as a supervisor would.
+
+        The restarted component meets what the crash left before anything has timed out: its
+        workers' processes and ports, the other side's registry entries. With ``respawn`` a
+        restarted hive is asked for a worker straight away, as a scheduler restoring capacity
+        would: it gets a port a crashed worker held a moment ago, and any entry still keyed by
+        that port must not come back to life (C03).
+        """
+        name = self.target("component", component)
+        if name in self._down():
+            return multiple()
+        self.fault(FaultOp("kill", name), lambda: self.stack.kill(name))
+        self.fault(FaultOp("start", name), lambda: self.stack.start_component(name))
+        if respawn and name != "queen" and self.room_to_spawn():
+            return self._spawn(name)
+        return multiple()
 
     @_can(Fault.PAUSE)
     @rule(component=component_index)

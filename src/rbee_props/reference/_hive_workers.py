@@ -25,6 +25,7 @@ import httpx
 
 from rbee_props.reference._hive_procs import WORKER_HOST, child_env, port_free, wait_exit
 from rbee_props.reference._http import ApiError
+from rbee_props.reference._ticker import every_interval
 
 __all__ = ["HiveConfig", "Worker", "WorkerRegistry"]
 
@@ -313,13 +314,14 @@ class WorkerRegistry:
                 worker.last_activity = float(reply["last_activity_unix"])
 
     async def _monitor(self) -> None:
-        while True:
-            await asyncio.sleep(self.t["health_interval"])
-            try:
-                await self._sweep()
-            except Exception:  # the monitor must outlive any one bad sweep; logged, not hidden
-                log.exception("health sweep failed")
-            self.sweeps += 1
+        await every_interval(self.t["health_interval"], self._guarded_sweep)
+
+    async def _guarded_sweep(self) -> None:
+        try:
+            await self._sweep()
+        except Exception:  # the monitor must outlive any one bad sweep; logged, not hidden
+            log.exception("health sweep failed")
+        self.sweeps += 1
 
     async def _sweep(self) -> None:
         now = time.monotonic()

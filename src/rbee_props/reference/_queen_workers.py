@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from rbee_props.reference._http import ApiError
+from rbee_props.reference._ticker import every_interval
 
 __all__ = ["Monitor", "WorkerEntry", "WorkerRegistry"]
 
@@ -145,20 +146,11 @@ class Monitor:
 
     async def run(self) -> None:
         """Probe and reconcile forever; cancelled at shutdown."""
+        # two loops, so a hive that hangs until the timeout does not delay the worker checks
         await asyncio.gather(
-            self._every_interval(self.probe_all), self._every_interval(self.reconcile_all)
+            every_interval(self.interval, self.probe_all),
+            every_interval(self.interval, self.reconcile_all),
         )
-
-    async def _every_interval(self, sweep: Callable[[], Awaitable[None]]) -> None:
-        # Two loops, so a hive that hangs until the timeout does not delay the worker checks;
-        # a sweep starts one interval after the previous one started (or when it ends, if
-        # later), so slow probes do not stretch the time to N failures beyond N x timeout.
-        loop = asyncio.get_running_loop()
-        next_start = loop.time() + self.interval
-        while True:
-            await asyncio.sleep(max(next_start - loop.time(), 0))
-            next_start = loop.time() + self.interval
-            await sweep()
 
     # -- D3 (ii): N failed health checks in a row ----------------------------------------------
     async def probe_all(self) -> None:
