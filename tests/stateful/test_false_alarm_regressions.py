@@ -31,6 +31,15 @@ PROGRAMS = {
         {"rule": "terminate_hive", "args": {"hive": "hive1"}},
         {"rule": "start_component", "args": {"pick": 0}},
     ],
+    # a hive paused right after one of its workers was frozen kills nothing until it is resumed:
+    # the model wanted the worker's process gone within G all the same (S20, 3/3)
+    "a-paused-hive-kills-its-frozen-worker-only-once-resumed": [
+        {"rule": "first_worker", "args": {"hive": "hive1"}, "binds": "v1"},
+        {"rule": "pause_worker", "args": {"worker_id": {"$var": "v1"}}},
+        {"rule": "pause_component", "args": {"component": "hive1"}},
+        {"rule": "let_time_pass", "args": {}},
+        {"rule": "resume_component", "args": {"pick": 0}},
+    ],
 }
 
 

@@ -108,6 +108,19 @@ def test_a_frozen_orphan_stays_until_its_hive_starts_again_and_reaps_it():
     assert apply_fault(after, FaultOp("pause_worker", "w1")).workers["w1"].doomed
 
 
+def test_a_hive_paused_after_freezing_a_worker_may_kill_it_only_once_resumed():
+    [after] = step(START, Spawn("hive1", "hf:a/b", "w1", "u"), Ok(200))
+    frozen = apply_fault(after, FaultOp("pause_worker", "w1"))
+    assert expect(frozen).processes == {"w1": "not"}
+    paused = settle(apply_fault(frozen, FaultOp("pause", "hive1")))
+    assert "w1" in paused.workers, "settling must not forget a worker the hive has still to kill"
+    assert expect(paused).processes == {"w1": "may"}
+    assert expect(paused).queen == {"w1": "not"}  # the queen evicts it on its own checks
+    resumed = apply_fault(paused, FaultOp("resume", "hive1"))
+    assert expect(resumed).processes == {"w1": "not"}
+    assert "w1" not in settle(resumed).workers
+
+
 def test_sigterm_of_a_hive_dooms_its_workers_under_c09():
     [after] = step(START, Spawn("hive2", "hf:a/b", "w1", "u"), Ok(200))
     terminated = apply_fault(after, FaultOp("terminate", "hive2"))

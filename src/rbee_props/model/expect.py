@@ -52,7 +52,9 @@ def expect(state: ClusterState) -> Expectation:
         if hive.reachable
     }
     processes = {
-        w.worker_id: ("may" if w.orphan else "not" if not w.alive else "must")
+        w.worker_id: (
+            "may" if w.orphan or state.left_to_paused_hive(w) else "not" if not w.alive else "must"
+        )
         for w in workers
         if w.origin == "spawned"
     }
@@ -70,10 +72,12 @@ def expect(state: ClusterState) -> Expectation:
 
 
 def settle(state: ClusterState) -> ClusterState:
-    """The state once the stack has shown the expectation: doomed workers are gone for good."""
+    """The state once the stack has shown the expectation: doomed workers are gone for good
+    (except those a paused hive has still to kill: they must be gone once it is resumed)."""
     workers = {
         k: w
         for k, w in state.workers.items()
-        if w.alive and not (w.origin == "phantom" and w.incarnation != state.queen_incarnation)
+        if (w.alive or state.left_to_paused_hive(w))
+        and not (w.origin == "phantom" and w.incarnation != state.queen_incarnation)
     }
     return attrs.evolve(state, workers=workers, settled=True)

@@ -110,6 +110,13 @@ class ClusterState:
             return "may"  # a fault's consequences (eviction, a rebuild) may still be under way
         return where
 
+    def left_to_paused_hive(self, worker: Worker) -> bool:
+        """Whether ``worker``'s end is up to a hive that is frozen now: a frozen worker (C07) is
+        evicted and killed by its hive's monitor, and a hive paused before it got to that kills
+        nothing until it is resumed (it may also have killed the worker just before)."""
+        hive = self.hives.get(worker.node)
+        return worker.doomed == "pause_worker" and hive is not None and hive.up and hive.paused
+
     def at_queen(self, worker: Worker) -> str:
         """Whether ``worker`` must be (``must``), may be (``may``) or must not be (``not``) listed
         by the queen once the stack is quiet."""
