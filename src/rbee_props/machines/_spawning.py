@@ -36,7 +36,7 @@ class Spawner(StackMachineBase):
                     ports.update(worker.ports)
         return ports
 
-    def _spawn(self, hive: int | str) -> object:
+    def _spawn(self, hive: int | str) -> str:
         name = self.target("hive", hive)
         op = self.hive_clients[name].spawn(model_ref=MODEL_REF, timeout=self.patience(name, 5.0))
         body = op.body if op.ok and isinstance(op.body, dict) else {}

@@ -41,14 +41,14 @@ class ChurnRules(Spawner):
 
     @initialize(target=spawned, hive=hive_index)
     @recorded
-    def first_worker(self, hive: int) -> object:
+    def first_worker(self, hive: int) -> str:
         """Every example starts with one worker: most faults need a worker to act on."""
         return self._spawn(hive)
 
     @precondition(lambda self: self.room_to_spawn())
     @rule(target=spawned, hive=hive_index)
     @recorded
-    def spawn(self, hive: int) -> object:
+    def spawn(self, hive: int) -> str:
         """S08/S09: a spawn answers 200 loading on a port no other process holds."""
         return self._spawn(hive)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 
 from hypothesis import strategies as st
-from hypothesis.stateful import consumes, multiple, precondition, rule
+from hypothesis.stateful import MultipleResults, consumes, multiple, precondition, rule
 
 from rbee_props.errors import UsageError
 from rbee_props.machines._bundles import component_index, hive_index, spawned
@@ -118,7 +118,7 @@ class FaultRules(Spawner):
     @_can(Fault.RESTART)
     @rule(target=spawned, component=component_index, respawn=st.booleans())
     @recorded
-    def crash_restart(self, component: int, respawn: bool) -> object:
+    def crash_restart(self, component: int, respawn: bool) -> MultipleResults[str] | str:
         """C03/C04: SIGKILL the queen or a hive and start it at once, as a supervisor would.
 
         The restarted component meets what the crash left before anything has timed out: its
