@@ -14,7 +14,7 @@ from rbee_props.hunt import hunt, machine_settings
 from rbee_props.machines import MachineContext, StackMachine
 from rbee_props.stack import LocalStack
 
-pytestmark = [pytest.mark.stack, pytest.mark.slow]
+pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.timeout(3600)]
 
 EXAMPLES = 300
 
