@@ -55,7 +55,12 @@ def test_stack_machine_holds_against_the_correct_compose_stack(stack_image, tmp_
 
 @pytest.mark.parametrize(
     "bug",
-    ["ghost-after-kill", pytest.param("hive-restart-no-reconcile", marks=pytest.mark.slow)],
+    [
+        "ghost-after-kill",
+        pytest.param(
+            "hive-restart-no-reconcile", marks=[pytest.mark.slow, pytest.mark.timeout(1800)]
+        ),
+    ],
 )
 def test_planted_bug_is_found_on_compose_and_replays_there(bug, stack_image, tmp_path):
     expected, examples, failures = CASES[bug]

@@ -40,6 +40,15 @@ PROGRAMS = {
         {"rule": "let_time_pass", "args": {}},
         {"rule": "resume_component", "args": {"pick": 0}},
     ],
+    # a shutdown that timed out at a paused queen was read and served once the queen resumed;
+    # the model had dropped that possibility at the first quiet step (S21, 3/3)
+    "a-request-to-a-paused-queen-may-be-served-once-it-resumes": [
+        {"rule": "first_worker", "args": {"hive": "hive1"}, "binds": "v1"},
+        {"rule": "pause_component", "args": {"component": "queen"}},
+        {"rule": "shutdown_worker", "args": {"worker_id": {"$var": "v1"}}},
+        {"rule": "kill_component", "args": {"component": "hive2"}},
+        {"rule": "resume_component", "args": {"pick": 0}},
+    ],
 }
 
 

@@ -25,6 +25,7 @@ from rbee_props.model import (
     allowed,
     apply_fault,
     expect,
+    fault_successors,
     settle,
     step,
 )
@@ -119,6 +120,31 @@ def test_a_hive_paused_after_freezing_a_worker_may_kill_it_only_once_resumed():
     resumed = apply_fault(paused, FaultOp("resume", "hive1"))
     assert expect(resumed).processes == {"w1": "not"}
     assert "w1" not in settle(resumed).workers
+
+
+def test_a_call_that_timed_out_at_a_paused_queen_may_take_effect_once_it_is_resumed():
+    [spawned] = step(START, Spawn("hive1", "hf:a/b", "w1", "u"), Ok(200))
+    paused = apply_fault(spawned, FaultOp("pause", "queen"))
+    [waiting] = step(paused, ShutdownWorker("w1"), Indeterminate("timeout"))
+    assert waiting.workers["w1"].alive, "a frozen queen has not read the request yet"
+    assert expect(waiting).processes == {"w1": "must"}
+    resumed = fault_successors(waiting, FaultOp("resume", "queen"))
+    assert sorted(s.workers["w1"].alive for s in resumed) == [False, True]
+    assert all(not s.pending for s in resumed)
+    # a SIGKILL discards the unread request; a pause elsewhere leaves it waiting
+    assert [s.workers["w1"].alive for s in fault_successors(waiting, FaultOp("kill", "queen"))] == [
+        True
+    ]
+    [other] = fault_successors(waiting, FaultOp("pause", "hive2"))
+    assert other.pending == waiting.pending
+
+
+def test_a_spawn_that_timed_out_at_a_paused_hive_leaves_it_open_once_resumed():
+    paused = apply_fault(START, FaultOp("pause", "hive1"))
+    [waiting] = step(paused, Spawn("hive1", "hf:a/b"), Indeterminate("timeout"))
+    assert not waiting.hives["hive1"].uncertain
+    resumed = fault_successors(waiting, FaultOp("resume", "hive1"))
+    assert [s.hives["hive1"].uncertain for s in resumed] == [True]
 
 
 def test_sigterm_of_a_hive_dooms_its_workers_under_c09():

@@ -32,8 +32,8 @@ from rbee_props.model import (
     FaultOp,
     HiveState,
     allowed,
-    apply_fault,
     expect,
+    fault_successors,
 )
 from rbee_props.model import settle as settle_model
 from rbee_props.model import step as model_step
@@ -234,7 +234,8 @@ class StackMachineBase(RuleBasedStateMachine):
             complete=time.monotonic(),
             outcome=Ok(0, None),
         )
-        self.models = [apply_fault(s, fault) for s in self.models]
+        nexts = [n for s in self.models for n in fault_successors(s, fault)]
+        self.models = _unique(nexts)[-MAX_MODELS:]
         self.deferred = True  # the next step runs while the stack is still reacting
         return result
 

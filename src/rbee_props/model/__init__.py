@@ -17,7 +17,7 @@ from rbee_props.model.ops import (
     Spawn,
 )
 from rbee_props.model.state import Beehive, ClusterState, HiveState, Worker
-from rbee_props.model.transitions import allowed, apply_fault, step
+from rbee_props.model.transitions import allowed, apply_fault, fault_successors, step
 
 __all__ = [
     "AddBeehive",
@@ -37,6 +37,7 @@ __all__ = [
     "allowed",
     "apply_fault",
     "expect",
+    "fault_successors",
     "settle",
     "step",
 ]

@@ -9,6 +9,7 @@ the property a lingering entry violates). No clock, socket or randomness lives h
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
@@ -85,6 +86,9 @@ class ClusterState:
     queen_incarnation: int = 0
     beehives_uncertain: frozenset[str] = frozenset()
     settled: bool = True  # False from a fault until the stack was seen to match the model
+    #: (component, call) sent to a paused component that timed out: the request waits in its
+    #: socket and may take effect when the component runs again (``transitions.release``)
+    pending: tuple[tuple[str, Any], ...] = ()
 
     @property
     def queen_reachable(self) -> bool:

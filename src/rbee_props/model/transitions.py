@@ -131,13 +131,13 @@ def step(state: ClusterState, call: Call, outcome: Outcome) -> States:
 
     Empty when the outcome is not allowed (a finding).
     """
-    rules, _ = _rule(state, call)
-    if isinstance(outcome, Indeterminate) and isinstance(call, Spawn):
-        hive = attrs.evolve(_hive(state, call.hive), uncertain=True)
-        return (state.with_hive(call.hive, hive),)  # an unknown worker may now exist
+    if isinstance(outcome, Indeterminate) and _paused(state, component_of(call)):
+        # a frozen component has not read the request yet: nothing happened so far, and it
+        # may still happen once the component runs again (resolved by ``fault_successors``)
+        return (attrs.evolve(state, pending=(*state.pending, (component_of(call), call))),)
     if isinstance(outcome, Indeterminate):
-        applied = [s for k, s in rules.items() if k == "2xx"]
-        return (state, *[s for s in applied if s != state])
+        return _indeterminate(state, call)
+    rules, _ = _rule(state, call)
     status = outcome.status
     if isinstance(outcome, Ok) and "2xx" in rules:
         return (rules["2xx"],)
@@ -146,6 +146,27 @@ def step(state: ClusterState, call: Call, outcome: Outcome) -> States:
     if isinstance(outcome, Fail) and status is None and state.queen_paused:
         return (state,)
     return ()
+
+
+def _indeterminate(state: ClusterState, call: Call) -> States:
+    """The states after ``call`` whose answer never came: it may or may not have taken effect."""
+    if isinstance(call, Spawn):
+        hive = attrs.evolve(_hive(state, call.hive), uncertain=True)
+        return (state.with_hive(call.hive, hive),)  # an unknown worker may now exist
+    rules, _ = _rule(state, call)
+    return (state, *[s for k, s in rules.items() if k == "2xx" and s != state])
+
+
+def component_of(call: Call) -> str:
+    """The component a call is sent to: a hive for spawns and ready callbacks, else the queen."""
+    return call.hive if isinstance(call, Spawn | ReadyCallback) else "queen"
+
+
+def _paused(state: ClusterState, component: str) -> bool:
+    if component == "queen":
+        return state.queen_up and state.queen_paused
+    hive = state.hives.get(component)
+    return hive is not None and hive.up and hive.paused
 
 
 def allowed(state: ClusterState, call: Call) -> str:
@@ -166,6 +187,26 @@ def _doom(state: ClusterState, reason: str, pick: object) -> ClusterState:
         for k, w in state.workers.items()
     }
     return attrs.evolve(state, workers=workers)
+
+
+def fault_successors(state: ClusterState, fault: FaultOp) -> States:
+    """The states after a fault, with the calls pending at its target resolved.
+
+    A request that timed out at a frozen component is still in its socket. When the component
+    runs again (resume; a SIGTERM, which also lets it finish what it read) the request may or
+    may not be served, so both states follow; a SIGKILL discards it unread.
+    """
+    after = apply_fault(state, fault)
+    waiting = [call for component, call in after.pending if component == fault.target]
+    if not waiting or fault.kind not in ("resume", "terminate", "restart", "kill"):
+        return (after,)
+    after = attrs.evolve(after, pending=tuple(p for p in after.pending if p[0] != fault.target))
+    if fault.kind == "kill":
+        return (after,)
+    states: list[ClusterState] = [after]
+    for call in waiting:
+        states = [n for s in states for n in _indeterminate(s, call)]
+    return tuple(s for i, s in enumerate(states) if s not in states[:i])
 
 
 def apply_fault(state: ClusterState, fault: FaultOp) -> ClusterState:
