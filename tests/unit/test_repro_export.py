@@ -360,6 +360,21 @@ def test_test_repro_is_valid_python_calling_assert_program_holds(exported):
     )
 
 
+@pytest.mark.parametrize(
+    ("reproduced", "attempts", "replays"), [(4, 4, None), (3, 4, 5), (1, 3, 5), (0, 0, None)]
+)
+def test_a_finding_that_reproduced_only_sometimes_is_replayed_several_times(
+    tmp_path, reproduced, attempts, replays
+):
+    finding = make_finding(reproduced=reproduced, attempts=attempts)
+    source = (export_finding(finding, tmp_path, secrets=(TOKEN,)) / "test_repro.py").read_text()
+    if replays is None:
+        assert "ATTEMPTS" not in source
+    else:
+        assert f"ATTEMPTS = {replays}  # failed {reproduced}/{attempts} times when found" in source
+        assert "attempts=ATTEMPTS" in source
+
+
 def test_test_repro_compiles_with_awkward_values(tmp_path):
     program = [
         {
