@@ -49,6 +49,14 @@ PROGRAMS = {
         {"rule": "kill_component", "args": {"component": "hive2"}},
         {"rule": "resume_component", "args": {"pick": 0}},
     ],
+    # pause_worker froze an orphan that had just been shut down and was on its way out: its
+    # process stayed for good, unknown to the model (S20, 3/3 in the 300-example run)
+    "no-freezing-a-worker-on-its-way-out": [
+        {"rule": "first_worker", "args": {"hive": "hive2"}, "binds": "v1"},
+        {"rule": "kill_component", "args": {"component": "hive2"}},
+        {"rule": "shutdown_worker", "args": {"worker_id": {"$var": "v1"}}},
+        {"rule": "pause_worker", "args": {"worker_id": {"$var": "v1"}}},
+    ],
 }
 
 

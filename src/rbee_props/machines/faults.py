@@ -58,10 +58,14 @@ class FaultRules(Spawner):
         """C07/S20: a frozen worker fails its health checks: evicted and killed within G.
 
         Only while its hive can act (not paused): a paused hive kills nothing until resumed,
-        and the model does not follow that hand-over yet.
+        and the model does not follow that hand-over yet. Only a worker the model still counts
+        alive: one shut down a moment ago may still be exiting, and a SIGSTOP would keep its
+        process around for good (an S20 of the test's own making).
         """
         worker = self.model.workers.get(worker_id)
-        if worker is not None and self.model.hives.get(worker.node, HiveState()).paused:
+        if worker is None or not worker.alive:
+            return  # on its way out (shut down, evicted): freezing it would keep it, our doing
+        if self.model.hives.get(worker.node, HiveState()).paused:
             return
         stack = self.stack
 
