@@ -61,13 +61,14 @@ def test_when_the_dependency_core_passes_chunks_are_dropped_with_their_dependent
     fails, tried = fails_with("inference", "register_duplicate")
     shrunk, _ = shrink_program(TWO_WORKERS, fails, invariant="S02", budget=60)
     assert [s["rule"] for s in shrunk] == ["first_worker", "inference", "register_duplicate"]
-    # the cores of the last step and of the last two pass without the inference
-    assert tried[:2] == [
+    # the cores of the last step, of the last two, and of the workers pass without the inference
+    assert tried[:3] == [
         ["first_worker", "register_duplicate"],
         ["first_worker", "spawn", "kill_worker", "register_duplicate"],
+        ["first_worker", "spawn", "register_duplicate"],
     ]
     # dropping the first two steps took the steps using v1 and v2 with them, in one candidate
-    assert tried[2] == ["inference"]
+    assert tried[3] == ["inference"]
 
 
 def test_another_invariant_does_not_count_as_still_failing():
@@ -149,3 +150,25 @@ def test_a_fault_judged_at_the_next_step_keeps_both_in_the_core():
     shrunk, _ = shrink_program(program, fails, invariant="C01", budget=60)
     assert tried[:2] == [["inference"], ["first_worker", "pause_worker", "inference"]]
     assert [s["rule"] for s in shrunk] == ["first_worker", "pause_worker"]
+
+
+def test_a_fault_that_hits_a_worker_through_its_hive_keeps_the_workers_in_the_core():
+    # the second crash-restart of hive2 finds the worker the first one respawned: no variable
+    # links them, so the cores of the last steps alone pass
+    program = [
+        step("slow_link", hive="hive2", ms=50),
+        step("crash_restart", "v1", component="hive2", respawn=True),
+        step("probe_auth", route=4, variant="none"),
+        step("kill_component", component="hive1"),
+        step("crash_restart", "v2", component="hive2", respawn=True),
+    ]
+
+    def fails(candidate):
+        restarts = [s for s in candidate if s["rule"] == "crash_restart"]
+        tried.append([s["rule"] for s in candidate])
+        return failure("C03") if len(restarts) == 2 else None
+
+    tried: list[list[str]] = []
+    shrunk, _ = shrink_program(program, fails, invariant="C03", budget=60)
+    assert [s["rule"] for s in shrunk] == ["crash_restart", "crash_restart"]
+    assert tried[2] == ["crash_restart", "crash_restart"], "the third candidate is the answer"

@@ -77,10 +77,16 @@ def _uses(step: Mapping[str, Any]) -> set[str]:
     return {v["$var"] for v in step.get("args", {}).values() if isinstance(v, dict) and "$var" in v}
 
 
-def _dependency_core(program: Program, *, tail: int = 1) -> list[Mapping[str, Any]]:
-    """The last ``tail`` steps and, transitively, the steps that bound the variables they use."""
+def _dependency_core(
+    program: Program, *, tail: int = 1, workers: bool = False
+) -> list[Mapping[str, Any]]:
+    """The last ``tail`` steps and, transitively, the steps that bound the variables they use;
+    with ``workers``, also every step that made a worker (a fault can hit a worker through its
+    hive without naming it: a restart of the hive a spawn chose)."""
     binder = {str(step["binds"]): i for i, step in enumerate(program) if step.get("binds")}
     todo = list(range(max(len(program) - tail, 0), len(program)))
+    if workers:
+        todo += [i for i in binder.values() if i not in todo]
     keep = set(todo)
     while todo:
         for var in _uses(program[todo.pop()]):
@@ -113,9 +119,10 @@ def shrink_program(
 ) -> tuple[list[Mapping[str, Any]], Failure | None]:
     """Shrink ``program`` while the same invariant still fails, within ``budget`` seconds.
 
-    First at most two candidates: the failing (last) step, then the last two steps (a fault's
+    First at most three candidates: the failing (last) step, then the last two steps (a fault's
     consequences are judged at the step after it), each with only the steps that bound the
-    workers they use (``_dependency_core``). A fault on a worker needs its spawn and rarely
+    workers they use (``_dependency_core``), then the failing step with every step that made a
+    worker. A fault on a worker needs its spawn and rarely
     more; on a live stack, where a replay takes seconds, trying this first saves most of the
     budget. Then two passes, repeated while either makes progress: greedy delta debugging (drop
     chunks of steps, and the steps that use what they bound; once, also elements of the lists
@@ -137,9 +144,14 @@ def shrink_program(
         return failure if failure is not None and failure.violation.invariant == invariant else None
 
     current, best = list(program), None
-    for tail in (1, 2):  # a fault's consequences are checked at the step after it
-        core = _dependency_core(current, tail=tail)
-        if len(core) < len(current) and (failure := still_fails(core)) is not None:
+    tried: list[list[Mapping[str, Any]]] = []
+    # a fault's consequences are checked at the step after it: the last two steps too
+    for tail, workers in ((1, False), (2, False), (1, True)):
+        core = _dependency_core(current, tail=tail, workers=workers)
+        if len(core) == len(current) or core in tried:
+            continue
+        tried.append(core)
+        if (failure := still_fails(core)) is not None:
             current, best = core, failure  # often the answer at once: one replay, not dozens
             break
     current, shorter = _drop_chunks(current, still_fails, deadline)
