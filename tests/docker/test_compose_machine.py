@@ -40,7 +40,7 @@ def run(bugs: list[str], examples: int, tmp_path, *, failures: int = 3) -> HuntR
     try:
         return hunt(
             StackMachine, context, config=machine_settings(max_examples=examples, steps=STEPS),
-            seed=SEED, out=tmp_path / "findings", shrink_budget=30, attempts=1,
+            seed=SEED, out=tmp_path / "findings", shrink_budget=120, attempts=3,
         )  # fmt: skip
     finally:
         context.close()
@@ -71,5 +71,7 @@ def test_planted_bug_is_found_on_compose_and_replays_there(bug, stack_image, tmp
     assert finding.backend == "compose" and finding.reproduced >= 1
     config = compose_config(bugs=(bug,))
     config = attrs.evolve(config, timings=attrs.evolve(config.timings, health_failures=failures))
-    replays = replay_program(finding.program, machine="stack", config=config, attempts=1)
+    # the ghost forms only when the respawned worker binds before the queen's Nth failed probe:
+    # a race, so a few replays
+    replays = replay_program(finding.program, machine="stack", config=config, attempts=3)
     assert any(f and f.violation.invariant == finding.violation.invariant for f in replays)

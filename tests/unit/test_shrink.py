@@ -48,6 +48,11 @@ def fails_with(*needed, invariant="S02"):
     return fails, tried
 
 
+def distinct(tried):
+    """The candidates in the order first tried (the cores are replayed twice when they pass)."""
+    return [c for i, c in enumerate(tried) if i == 0 or tried[i - 1] != c]
+
+
 def test_the_failing_steps_dependency_core_is_tried_first():
     fails, tried = fails_with("first_worker", "register_duplicate")
     shrunk, best = shrink_program(TWO_WORKERS, fails, invariant="S02", budget=60)
@@ -62,13 +67,14 @@ def test_when_the_dependency_core_passes_chunks_are_dropped_with_their_dependent
     shrunk, _ = shrink_program(TWO_WORKERS, fails, invariant="S02", budget=60)
     assert [s["rule"] for s in shrunk] == ["first_worker", "inference", "register_duplicate"]
     # the cores of the last step, of the last two, and of the workers pass without the inference
-    assert tried[:3] == [
+    assert tried[:2] == [["first_worker", "register_duplicate"]] * 2, "a core that holds: twice"
+    assert distinct(tried)[:3] == [
         ["first_worker", "register_duplicate"],
         ["first_worker", "spawn", "kill_worker", "register_duplicate"],
         ["first_worker", "spawn", "register_duplicate"],
     ]
     # dropping the first two steps took the steps using v1 and v2 with them, in one candidate
-    assert tried[3] == ["inference"]
+    assert distinct(tried)[3] == ["inference"]
 
 
 def test_another_invariant_does_not_count_as_still_failing():
@@ -148,7 +154,7 @@ def test_a_fault_judged_at_the_next_step_keeps_both_in_the_core():
     ]
     fails, tried = fails_with("pause_worker", invariant="C01")
     shrunk, _ = shrink_program(program, fails, invariant="C01", budget=60)
-    assert tried[:2] == [["inference"], ["first_worker", "pause_worker", "inference"]]
+    assert distinct(tried)[:2] == [["inference"], ["first_worker", "pause_worker", "inference"]]
     assert [s["rule"] for s in shrunk] == ["first_worker", "pause_worker"]
 
 
@@ -171,4 +177,20 @@ def test_a_fault_that_hits_a_worker_through_its_hive_keeps_the_workers_in_the_co
     tried: list[list[str]] = []
     shrunk, _ = shrink_program(program, fails, invariant="C03", budget=60)
     assert [s["rule"] for s in shrunk] == ["crash_restart", "crash_restart"]
-    assert tried[2] == ["crash_restart", "crash_restart"], "the third candidate is the answer"
+    assert distinct(tried)[2] == ["crash_restart", "crash_restart"], "the third core is the answer"
+
+
+def test_a_core_that_fails_only_sometimes_gets_a_second_replay():
+    program = [
+        step("first_worker", "v1", hive="hive1"),
+        step("inference", max_tokens=2),
+        step("register_duplicate", worker_id={"$var": "v1"}),
+    ]
+    answers = iter([None, failure("S02")])  # the race is lost once, then won
+
+    def fails(candidate):
+        return next(answers, None)
+
+    shrunk, best = shrink_program(program, fails, invariant="S02", budget=60)
+    assert [s["rule"] for s in shrunk] == ["first_worker", "register_duplicate"]
+    assert best is not None
