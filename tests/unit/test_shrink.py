@@ -163,10 +163,10 @@ def test_a_fault_that_hits_a_worker_through_its_hive_keeps_the_workers_in_the_co
     # links them, so the cores of the last steps alone pass
     program = [
         step("slow_link", hive="hive2", ms=50),
-        step("crash_restart", "v1", component="hive2", respawn=True),
+        step("crash_restart", "v1", component="hive2"),
         step("probe_auth", route=4, variant="none"),
         step("kill_component", component="hive1"),
-        step("crash_restart", "v2", component="hive2", respawn=True),
+        step("crash_restart", "v2", component="hive2"),
     ]
 
     def fails(candidate):

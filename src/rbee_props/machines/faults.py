@@ -120,23 +120,24 @@ class FaultRules(Spawner):
 
     @_can(Fault.KILL)
     @_can(Fault.RESTART)
-    @rule(target=spawned, component=component_index, respawn=st.booleans())
+    @rule(target=spawned, component=component_index)
     @recorded
-    def crash_restart(self, component: int, respawn: bool) -> MultipleResults[str] | str:
+    def crash_restart(self, component: int) -> MultipleResults[str] | str:
         """C03/C04: SIGKILL the queen or a hive and start it at once, as a supervisor would.
 
         The restarted component meets what the crash left before anything has timed out: its
-        workers' processes and ports, the other side's registry entries. With ``respawn`` a
-        restarted hive is asked for a worker straight away, as a scheduler restoring capacity
-        would: it gets a port a crashed worker held a moment ago, and any entry still keyed by
-        that port must not come back to life (C03).
+        workers' processes and ports, the other side's registry entries. A restarted hive is
+        then asked for a worker straight away, as a scheduler restoring capacity would: it gets
+        a port a crashed worker held a moment ago, and any entry still keyed by that port must
+        not come back to life (C03). (A kill and a start without the spawn are the separate
+        rules ``kill_component`` and ``start_component``.)
         """
         name = self.target("component", component)
         if name in self._down():
             return multiple()
         self.fault(FaultOp("kill", name), lambda: self.stack.kill(name))
         self.fault(FaultOp("start", name), lambda: self.stack.start_component(name))
-        if respawn and name != "queen" and self.room_to_spawn():
+        if name != "queen" and self.room_to_spawn():
             return self._spawn(name)
         return multiple()
 
