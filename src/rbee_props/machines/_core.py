@@ -182,9 +182,7 @@ class StackMachineBase(RuleBasedStateMachine):
         """The timeout for a request to ``component``: ``seconds``, or half a second while the
         model has it paused (it accepts the connection and never answers, so any wait ends in the
         same timeout; ten-second waits on a paused queen made examples take minutes)."""
-        model = self.model
-        paused = model.queen_paused if component == "queen" else model.hives[component].paused
-        return PAUSED_TIMEOUT if paused else seconds
+        return PAUSED_TIMEOUT if self.model.is_paused(component) else seconds
 
     def fresh_id(self, prefix: str) -> str:
         self.counter += 1

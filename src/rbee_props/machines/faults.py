@@ -15,7 +15,7 @@ from rbee_props.errors import UsageError
 from rbee_props.machines._bundles import component_index, hive_index, spawned
 from rbee_props.machines._core import recorded
 from rbee_props.machines._spawning import Spawner
-from rbee_props.model import FaultOp, HiveState
+from rbee_props.model import FaultOp
 from rbee_props.stack import Fault
 
 __all__ = ["FaultRules"]
@@ -34,9 +34,7 @@ class FaultRules(Spawner):
         return down + [name for name, hive in model.hives.items() if not hive.up]
 
     def _paused(self) -> list[str]:
-        model = self.model
-        paused = ["queen"] if model.queen_up and model.queen_paused else []
-        return paused + [n for n, h in model.hives.items() if h.up and h.paused]
+        return [name for name in ("queen", *self.model.hives) if self.model.is_paused(name)]
 
     @_can(Fault.KILL_WORKER)
     @rule(worker_id=consumes(spawned))
@@ -65,7 +63,7 @@ class FaultRules(Spawner):
         worker = self.model.workers.get(worker_id)
         if worker is None or not worker.alive:
             return  # on its way out (shut down, evicted): freezing it would keep it, our doing
-        if self.model.hives.get(worker.node, HiveState()).paused:
+        if self.model.is_paused(worker.node):
             return
         stack = self.stack
 

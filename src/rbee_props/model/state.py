@@ -87,7 +87,8 @@ class ClusterState:
     beehives_uncertain: frozenset[str] = frozenset()
     settled: bool = True  # False from a fault until the stack was seen to match the model
     #: (component, call) sent to a paused component that timed out: the request waits in its
-    #: socket and may take effect when the component runs again (``transitions.release``)
+    #: socket and may take effect when the component runs again
+    #: (``transitions.fault_successors``)
     pending: tuple[tuple[str, Any], ...] = ()
 
     @property
@@ -114,12 +115,18 @@ class ClusterState:
             return "may"  # a fault's consequences (eviction, a rebuild) may still be under way
         return where
 
+    def is_paused(self, component: str) -> bool:
+        """Whether ``component`` (``queen`` or a hive) runs but is frozen (SIGSTOP)."""
+        if component == "queen":
+            return self.queen_up and self.queen_paused
+        hive = self.hives.get(component)
+        return hive is not None and hive.up and hive.paused
+
     def left_to_paused_hive(self, worker: Worker) -> bool:
         """Whether ``worker``'s end is up to a hive that is frozen now: a frozen worker (C07) is
         evicted and killed by its hive's monitor, and a hive paused before it got to that kills
         nothing until it is resumed (it may also have killed the worker just before)."""
-        hive = self.hives.get(worker.node)
-        return worker.doomed == "pause_worker" and hive is not None and hive.up and hive.paused
+        return worker.doomed == "pause_worker" and self.is_paused(worker.node)
 
     def at_queen(self, worker: Worker) -> str:
         """Whether ``worker`` must be (``must``), may be (``may``) or must not be (``not``) listed

@@ -131,7 +131,7 @@ def step(state: ClusterState, call: Call, outcome: Outcome) -> States:
 
     Empty when the outcome is not allowed (a finding).
     """
-    if isinstance(outcome, Indeterminate) and _paused(state, component_of(call)):
+    if isinstance(outcome, Indeterminate) and state.is_paused(component_of(call)):
         # a frozen component has not read the request yet: nothing happened so far, and it
         # may still happen once the component runs again (resolved by ``fault_successors``)
         return (attrs.evolve(state, pending=(*state.pending, (component_of(call), call))),)
@@ -160,13 +160,6 @@ def _indeterminate(state: ClusterState, call: Call) -> States:
 def component_of(call: Call) -> str:
     """The component a call is sent to: a hive for spawns and ready callbacks, else the queen."""
     return call.hive if isinstance(call, Spawn | ReadyCallback) else "queen"
-
-
-def _paused(state: ClusterState, component: str) -> bool:
-    if component == "queen":
-        return state.queen_up and state.queen_paused
-    hive = state.hives.get(component)
-    return hive is not None and hive.up and hive.paused
 
 
 def allowed(state: ClusterState, call: Call) -> str:

@@ -127,11 +127,10 @@ def shrink_program(
     finding that depends on a race may miss once. Then two passes, repeated while either makes
     progress: greedy delta debugging (drop chunks of steps, and the steps that use what they
     bound; once, also elements of the lists in a step's arguments, see ``_shrink_args``), then,
-    given the ``machine``, substitution
-    (replace the steps from some point to the failing one by a single rule, see
-    ``_substitute``). Each candidate is replayed once against the live stack; a candidate whose
-    replay raises counts as not failing. Returns the smallest failing program found, with its
-    failure (None when no candidate failed).
+    given the ``machine``, substitution (replace the steps from some point to the failing one
+    by a single rule, see ``_substitute``). Each of their candidates is replayed once against
+    the live stack; a candidate whose replay raises counts as not failing. Returns the smallest
+    failing program found, with its failure (None when no candidate failed).
     """
     deadline = time.monotonic() + budget
 
