@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -22,6 +23,7 @@ __all__ = [
     "OWNER_ENV",
     "RUN_ENV",
     "ManagedProcess",
+    "RunMembership",
     "owner_tag",
     "processes_of_run",
     "reap_orphaned_runs",
@@ -60,12 +62,54 @@ def _environ(proc: psutil.Process) -> dict[str, str]:
 
 def processes_of_run(run_id: str) -> list[psutil.Process]:
     """Live processes that carry ``RBEE_PROPS_RUN=run_id`` (components, workers, proxy, ...)."""
-    me = os.getpid()
-    found = []
-    for proc in psutil.process_iter():
-        if proc.pid != me and _environ(proc).get(RUN_ENV) == run_id:
-            found.append(proc)
-    return found
+    return RunMembership(run_id).processes()
+
+
+class RunMembership:
+    """The live processes of one run, found as ``processes_of_run`` finds them, but cheaper.
+
+    Reading the environment of every process on the host on every snapshot cost more than the
+    snapshot's HTTP requests. A process's environment is fixed when it is executed, so the
+    answer is remembered by (pid, create time): a reused pid is a new process and asked again.
+    Only two answers are not remembered: a "no" for a process younger than ``settle_seconds``
+    (between fork and exec its environment is its parent's, and during exec it can read as
+    empty) and a "no" for a child of this process (it may still be becoming a component).
+    """
+
+    def __init__(self, run_id: str, *, settle_seconds: float = 2.0) -> None:
+        self.run_id = run_id
+        self.settle_seconds = settle_seconds
+        self._known: dict[int, tuple[float, bool]] = {}
+
+    def _member(self, proc: psutil.Process, created: float, me: int) -> bool:
+        known = self._known.get(proc.pid)
+        if known is not None and known[0] == created:
+            return known[1]
+        member = _environ(proc).get(RUN_ENV) == self.run_id
+        settled = time.time() - created > self.settle_seconds
+        with contextlib.suppress(psutil.Error):
+            if member or (settled and proc.ppid() != me):
+                self._known[proc.pid] = (created, member)
+        return member
+
+    def processes(self) -> list[psutil.Process]:
+        """Live processes that carry ``RBEE_PROPS_RUN`` of this run."""
+        me = os.getpid()
+        found = []
+        alive = set()
+        for proc in psutil.process_iter():
+            if proc.pid == me:
+                continue
+            try:
+                created = proc.create_time()
+            except psutil.Error:
+                continue
+            alive.add(proc.pid)
+            if self._member(proc, created, me):
+                found.append(proc)
+        for pid in self._known.keys() - alive:
+            del self._known[pid]
+        return found
 
 
 def _kill_all(procs: Sequence[psutil.Process]) -> int:

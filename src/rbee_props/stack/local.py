@@ -30,6 +30,7 @@ import psutil
 from rbee_props.config import Config
 from rbee_props.errors import ComponentDidNotStart, ConfigError, StackError, UsageError
 from rbee_props.stack._base import Fault, Stack, WaitTimedOut, WorkerProcess, poll_until
+from rbee_props.stack._listeners import Listeners
 from rbee_props.stack._ports import PortPlan
 from rbee_props.stack._processes import (
     COMPONENT_ENV,
@@ -37,8 +38,8 @@ from rbee_props.stack._processes import (
     OWNER_ENV,
     RUN_ENV,
     ManagedProcess,
+    RunMembership,
     owner_tag,
-    processes_of_run,
     reap_orphaned_runs,
     reap_run,
 )
@@ -110,6 +111,7 @@ class LocalStack(Stack):
         self.watchdog: ManagedProcess | None = None
         self._watchdog_pipe: int | None = None
         self.started = False
+        self._membership: RunMembership | None = None
 
     # -- properties ------------------------------------------------------------------------------
     @property
@@ -509,12 +511,18 @@ class LocalStack(Stack):
         return ProxyControl(self.proxy_port).send({"op": "status"})["links"]  # type: ignore[no-any-return]
 
     # -- workers ---------------------------------------------------------------------------------
+    def _members(self) -> RunMembership:
+        if self._membership is None or self._membership.run_id != self.run_id:
+            self._membership = RunMembership(self.run_id)
+        return self._membership
+
     def workers(self) -> list[WorkerProcess]:
         """Every worker process of this run, listed or not, orphans included (S20)."""
         infra = {p.pid for p in (self.proxy, self.watchdog) if p and p.pid}
         components = {p.pid: name for name, p in self.procs.items() if p.pid}
+        listeners = Listeners.now()
         found = []
-        for proc in processes_of_run(self.run_id):
+        for proc in self._members().processes():
             if proc.pid in infra or proc.pid in components:
                 continue
             with contextlib.suppress(psutil.Error):
@@ -523,22 +531,13 @@ class LocalStack(Stack):
                 env = proc.environ()
                 cmd = proc.cmdline()
                 worker_id = cmd[cmd.index("--worker-id") + 1] if "--worker-id" in cmd[:-1] else None
-                ports = tuple(
-                    sorted(
-                        c.laddr.port
-                        for c in proc.net_connections(kind="tcp")
-                        if c.status == psutil.CONN_LISTEN
-                    )
-                )
-                hive = env.get(COMPONENT_ENV)
-                parent = components.get(proc.ppid())
                 found.append(
                     WorkerProcess(
                         pid=proc.pid,
-                        ports=ports,
+                        ports=listeners.ports_of(proc.pid),
                         worker_id=worker_id,
-                        hive=hive,
-                        orphan=parent is None,
+                        hive=env.get(COMPONENT_ENV),
+                        orphan=components.get(proc.ppid()) is None,
                     )
                 )
         return found
