@@ -91,6 +91,15 @@ class Timings:
         """G = (N + 1) x health interval + kill grace + 1 s (contract §7)."""
         return (self.health_failures + 1) * self.health_interval + self.kill_grace + 1.0
 
+    @property
+    def poll_interval(self) -> float:
+        """Longest pause between two polls of a convergence: a quarter of the health interval.
+
+        The stack changes on the tick of its health checks, so a poll this often sees a change
+        at most a quarter tick late; at most 0.25 s (the backoff's own cap), at least 10 ms.
+        """
+        return min(max(self.health_interval / 4, 0.01), 0.25)
+
 
 @attrs.frozen
 class ComponentConfig:

@@ -143,7 +143,10 @@ class MachineContext:
         return not (self.stack.sees_processes and self.stack.workers())
 
     def _wait_empty(self, timeout: float) -> None:
-        self.stack.wait_until(self._empty, timeout, what="registries empty")
+        self.stack.wait_until(
+            self._empty, timeout, what="registries empty",
+            max_delay=self.config.timings.poll_interval,
+        )  # fmt: skip
 
     def _restart_dirty(self) -> None:
         stack = self.stack

@@ -354,6 +354,7 @@ class StackMachineBase(RuleBasedStateMachine):
             self.stack.wait_until(
                 holds, self.ctx.grace, what="invariants", extend_while=self._loading,
                 at_most=self.ctx.grace + self.ctx.config.timings.ready_timeout,
+                max_delay=self.ctx.config.timings.poll_interval,
             )  # fmt: skip
         except WaitTimedOut as exc:
             first = result["eventual"][0]

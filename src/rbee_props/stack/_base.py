@@ -249,6 +249,7 @@ class Stack:
         what: str = "",
         extend_while: Callable[[], bool] | None = None,
         at_most: float | None = None,
+        max_delay: float = 0.25,
     ) -> float:
         """Poll ``predicate`` with backoff; return how long it took to hold (see ``poll_until``).
 
@@ -257,7 +258,7 @@ class Stack:
         """
         return poll_until(
             predicate, timeout, what=what or "condition", extend_while=extend_while,
-            at_most=at_most,
+            at_most=at_most, max_delay=max_delay,
         )  # fmt: skip
 
     def describe_failure(self, component: str) -> str:
