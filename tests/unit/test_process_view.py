@@ -104,3 +104,14 @@ def test_a_young_or_own_child_is_asked_again(children):
     assert plain.pid not in old._known  # our own child: asked again next time
     init = psutil.Process(1)  # settled and not our child: its "no" is remembered
     assert old._known.get(1) == (init.create_time(), False)
+
+
+def test_ports_besides_a_process_are_every_other_listener(children):
+    mine, my_port = start(None)
+    other, other_port = start(None, "6")
+    children.extend([mine, other])
+    listeners = Listeners.now()
+    assert {my_port, other_port} <= listeners.ports_besides([])
+    besides = listeners.ports_besides([mine.pid])
+    assert other_port in besides
+    assert my_port not in besides

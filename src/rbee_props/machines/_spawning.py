@@ -28,12 +28,10 @@ class Spawner(StackMachineBase):
         return live < self.max_live_spawned
 
     def _ports_in_use(self, worker_id: str) -> set[int]:
-        """Ports held by the test's own listeners and by every other worker process."""
+        """Ports held by the test's own listeners and by every other process the stack sees."""
         ports = set(self.ctx.held_ports())
         if self.stack.sees_processes:
-            for worker in self.stack.workers():
-                if worker.worker_id != worker_id:
-                    ports.update(worker.ports)
+            ports |= self.stack.ports_held_besides(worker_id)
         return ports
 
     def _spawn(self, hive: int | str) -> str:

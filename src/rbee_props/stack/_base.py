@@ -159,6 +159,14 @@ class Stack:
         """Worker processes the backend can see (empty when it cannot see processes)."""
         return []
 
+    def ports_held_besides(self, worker_id: str) -> set[int]:
+        """Ports other processes listen on where worker ``worker_id`` runs (S09 at a spawn).
+
+        By default the ports of the other worker processes the backend sees; a backend that
+        shares the host's network (local processes) knows every listener on it.
+        """
+        return {p for w in self.workers() if w.worker_id != worker_id for p in w.ports}
+
     # -- faults: default to "unsupported" -------------------------------------------------------
     def kill(self, component: str) -> None:
         """SIGKILL ``component`` (its workers stay, as after a real crash)."""

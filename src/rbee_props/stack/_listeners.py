@@ -15,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+from collections.abc import Iterable
+from typing import Any
 
 import psutil
 
@@ -55,6 +57,12 @@ def _socket_inodes(pid: int) -> set[int]:
     return inodes
 
 
+def _psutil_host_listeners() -> list[Any]:
+    with contextlib.suppress(psutil.Error):
+        return [c for c in psutil.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN]
+    return []
+
+
 def _psutil_ports(pid: int) -> tuple[int, ...]:
     with contextlib.suppress(psutil.Error):
         return tuple(
@@ -87,3 +95,11 @@ class Listeners:
             return _psutil_ports(pid)
         held = _socket_inodes(pid)
         return tuple(sorted({self._inodes[inode] for inode in held if inode in self._inodes}))
+
+    def ports_besides(self, pids: Iterable[int]) -> set[int]:
+        """Every listening port of the host except those held only by ``pids``."""
+        if self._inodes is None:
+            ports = {c.laddr.port for c in _psutil_host_listeners()}
+            return ports - {p for pid in pids for p in _psutil_ports(pid)}
+        theirs = set().union(*(_socket_inodes(pid) for pid in pids))
+        return {port for inode, port in self._inodes.items() if inode not in theirs}

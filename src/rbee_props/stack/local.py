@@ -542,6 +542,13 @@ class LocalStack(Stack):
                 )
         return found
 
+    def ports_held_besides(self, worker_id: str) -> set[int]:
+        """Every port any process of the host listens on, except those of ``worker_id``'s own
+        process: a port another run (a parallel test's stack) holds is as taken as our own."""
+        listeners = Listeners.now()
+        own = {w.pid for w in self.workers() if w.worker_id == worker_id}
+        return listeners.ports_besides(own)
+
     def kill_worker(self, worker_id: str) -> None:
         for worker in self.workers():
             if worker.worker_id == worker_id:
