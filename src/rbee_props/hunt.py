@@ -18,6 +18,7 @@ import httpx
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import Flaky, FlakyStrategyDefinition
+from hypothesis.reporting import current_reporter, with_reporter
 from hypothesis.stateful import get_state_machine_test
 
 from rbee_props._engine import fresh_examples_only
@@ -90,6 +91,8 @@ def run_hypothesis(
             if left <= 0:
                 return False
             if fresh_start == MAX_FRESH_STARTS:
+                for text in getattr(exc, "held_report", ()):
+                    current_reporter()(text)
                 raise_unrecorded(exc)
             current = None if seed is None else seed + 100_000 * (fresh_start + 1)
             current_config = settings(current_config, max_examples=left, derandomize=False)
@@ -105,11 +108,17 @@ def _run_once(
     if seed is not None:
         test = hypothesis_seed(seed)(test)
     context.seed = seed
+    # Hypothesis reports the steps before an inconsistent generation as if it were an error;
+    # its report is held and dropped when run_hypothesis goes on afresh instead
+    outer, recovered = current_reporter(), False
+    held: list[object] = []
     try:
-        with fresh_examples_only():
+        with fresh_examples_only(), with_reporter(held.append):
             test()
-    except FlakyStrategyDefinition:
+    except FlakyStrategyDefinition as exc:
         if not context.failures:
+            recovered = True
+            exc.held_report = held  # type: ignore[attr-defined]  # shown if it gives up
             raise  # the stack answered one program two ways: run_hypothesis starts afresh
         return True
     except Flaky as exc:
@@ -122,6 +131,10 @@ def _run_once(
         if not group.subgroup((Violation, Flaky, FlakyStrategyDefinition)):
             raise
         return bool(group.subgroup((Flaky, FlakyStrategyDefinition)))
+    finally:
+        if not recovered:
+            for text in held:
+                outer(text)
     return False
 
 

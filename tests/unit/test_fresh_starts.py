@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+from hypothesis.reporting import with_reporter
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
 from rbee_props.errors import InternalError
@@ -67,8 +68,11 @@ def config(examples: int) -> settings:
 def test_an_inconsistent_generation_starts_a_fresh_run_for_the_examples_left():
     context = FakeContext()
     machine = machine_answering_two_ways(context, settles=True)
-    flaky = run_hypothesis(machine, context, config=config(300), seed=7)  # type: ignore[arg-type]
+    reported: list[object] = []
+    with with_reporter(reported.append):
+        flaky = run_hypothesis(machine, context, config=config(300), seed=7)  # type: ignore[arg-type]
     assert flaky is False
+    assert reported == [], "Hypothesis' 'Steps leading up to this error' of a recovered run"
     assert context.fresh_starts == [100_007], "one fresh start, seeded from the run's seed"
     assert context.seed == 100_007
     assert context.examples >= 300, "every example of the budget ran, before or after"
@@ -77,6 +81,8 @@ def test_an_inconsistent_generation_starts_a_fresh_run_for_the_examples_left():
 def test_a_stack_that_never_stops_answering_two_ways_is_an_error_not_a_pass():
     context = FakeContext()
     machine = machine_answering_two_ways(context, settles=False)
-    with pytest.raises(InternalError, match="did not happen again on replay"):
+    reported: list[object] = []
+    with with_reporter(reported.append), pytest.raises(InternalError, match="again on replay"):
         run_hypothesis(machine, context, config=config(5000), seed=7)  # type: ignore[arg-type]
     assert len(context.fresh_starts) == 3
+    assert any("Steps leading up" in str(text) for text in reported), "the last one is shown"
