@@ -33,7 +33,19 @@ _HOMES = {
     "open_stack": "rbee_props.stack",
 }
 
-__all__ = sorted(_HOMES)
+__all__ = [
+    "ConfigError",
+    "Fault",
+    "RbeePropsError",
+    "Stack",
+    "StackError",
+    "StackMachine",
+    "UsageError",
+    "Violation",
+    "define_invariant",
+    "open_stack",
+    "recorded",
+]
 
 
 def __getattr__(name: str) -> Any:
