@@ -57,6 +57,14 @@ PROGRAMS = {
         {"rule": "shutdown_worker", "args": {"worker_id": {"$var": "v1"}}},
         {"rule": "pause_worker", "args": {"worker_id": {"$var": "v1"}}},
     ],
+    # register_duplicate registered a worker that was still starting (the queen would list it
+    # once quiet, not yet): the queen then listed a worker that did not listen yet, and its
+    # shutdown was rightly 503 "unreachable" where the model wanted 200 (S04, 3/3, 300 examples)
+    "a-duplicate-is-only-sent-for-a-worker-the-queen-lists-now": [
+        {"rule": "crash_restart", "args": {"component": "hive2"}, "binds": "v1"},
+        {"rule": "register_duplicate", "args": {"worker_id": {"$var": "v1"}}},
+        {"rule": "shutdown_worker", "args": {"worker_id": {"$var": "v1"}}},
+    ],
 }
 
 

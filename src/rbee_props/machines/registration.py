@@ -41,8 +41,10 @@ class RegistrationRules(StackMachineBase):
     def register_duplicate(self, worker_id: str) -> None:
         """S01/S02: registering a present id again is 409 and changes nothing (D1)."""
         worker = self.model.workers.get(worker_id)
-        if worker is None or self.model.at_queen(worker) != "must":
-            return  # not certainly registered right now: nothing to duplicate
+        if worker is None or self.model.presence_at_queen(worker) != "must":
+            # not certainly listed now (a spawned worker the queen will list once it is ready
+            # is not yet, and may not even listen): nothing to duplicate
+            return
         op = self.queen.register_worker(
             worker_id,
             url=worker.url,
