@@ -116,12 +116,14 @@ def test_ctrl_c_stops_a_two_worker_campaign_writes_the_report_and_leaves_nothing
     ) as run:  # fmt: skip
         assert run.stdout.readline().startswith("campaign for 600s")
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # both workers' stacks are up and busy
+        while time.monotonic() < deadline:  # both workers are in a slice, stacks up and busy
             logs = list((out / "logs").glob("worker-*.log")) if (out / "logs").is_dir() else []
-            if len(logs) == 2 and len(processes_of(env["RBEE_PROPS_HOME"])) > 8:
+            in_slice = [log for log in logs if "slice of" in log.read_text()]
+            if len(in_slice) == 2 and len(processes_of(env["RBEE_PROPS_HOME"])) > 8:
                 break
             time.sleep(0.5)
-        time.sleep(5)
+        else:
+            pytest.fail("the two workers did not both begin a slice within 120 s")
         run.send_signal(signal.SIGINT)
         stdout, stderr = run.communicate(timeout=180)
         assert run.returncode == 130, stderr

@@ -118,6 +118,7 @@ class _Worker:
         assert self.context is not None and self.stack is not None
         started = time.monotonic()
         until = min(self.deadline, started + self.plan.slice_of(suite))
+        log.info("worker %d: slice of %s begins", self.index, suite)
         examples = steps = requests = 0
         if suite.startswith("fuzz:"):
             # a machine slice ends between examples, possibly with a component still killed or
