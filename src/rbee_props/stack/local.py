@@ -63,9 +63,14 @@ def _wait_dead(proc: psutil.Process, timeout: float = 5.0) -> None:
         poll_until(dead, timeout, what=f"pid {proc.pid} dead", first_delay=0.001)
 
 
+#: kept for the components although it starts with ``RBEE_PROPS_``: it changes nothing they do,
+#: and lets whoever set it find every process started under it (a test's leak checks)
+HOME_ENV = "RBEE_PROPS_HOME"
+
+
 def runs_root() -> Path:
     """Where run directories live (``RBEE_PROPS_HOME`` or a per-user temp directory)."""
-    base = os.environ.get("RBEE_PROPS_HOME") or os.path.join(
+    base = os.environ.get(HOME_ENV) or os.path.join(
         tempfile.gettempdir(), f"rbee-props-{os.getuid()}"
     )
     return Path(base) / "runs"
@@ -74,7 +79,7 @@ def runs_root() -> Path:
 def _clean_env() -> dict[str, str]:
     """The user's environment without variables that would change the stack behind our back."""
     skip = ("RBEE_", "LLORCH_", "RBEE_PROPS_")
-    return {k: v for k, v in os.environ.items() if not k.startswith(skip)}
+    return {k: v for k, v in os.environ.items() if not k.startswith(skip) or k == HOME_ENV}
 
 
 class LocalStack(Stack):
