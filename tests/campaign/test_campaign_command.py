@@ -123,6 +123,7 @@ def test_ctrl_c_stops_a_two_worker_campaign_writes_the_report_and_leaves_nothing
                 break
             time.sleep(0.5)
         else:
+            run.send_signal(signal.SIGINT)  # not left running for its 10-minute budget
             pytest.fail("the two workers did not both begin a slice within 120 s")
         run.send_signal(signal.SIGINT)
         stdout, stderr = run.communicate(timeout=180)
