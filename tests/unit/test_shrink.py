@@ -119,13 +119,36 @@ def test_substitution_replaces_a_run_of_steps_by_the_one_step_the_bug_needs():
     assert best is not None
 
 
+def test_substitution_turns_steps_that_only_took_time_into_a_wait():
+    # the hive evicts a served worker after its monitor's sweeps: any three steps after the
+    # spawn take long enough, and deleting steps can never turn them into let_time_pass
+    program = [
+        step("first_worker", "v1", hive="hive1"),
+        step("crash_restart", component="hive2"),
+        step("remove_beehive", name="hive9"),
+        step("spawn", "v2", hive="hive2"),
+    ]
+    took = {"let_time_pass": 3}
+
+    def fails(candidate):
+        rules = [s["rule"] for s in candidate]
+        waited = sum(took.get(rule, 1) for rule in rules[1:])
+        return failure("S21") if rules[:1] == ["first_worker"] and waited >= 3 else None
+
+    without, _ = shrink_program(program, fails, invariant="S21", budget=60)
+    assert len(without) == 4
+    shrunk, best = shrink_program(program, fails, invariant="S21", budget=60, machine=StackMachine)
+    assert [s["rule"] for s in shrunk] == ["first_worker", "let_time_pass"]
+    assert best is not None
+
+
 def test_single_steps_come_from_the_failing_operations_family_and_use_bound_variables():
     window = [
         step("shutdown_worker", worker_id={"$var": "v1"}),
         step("ready_again", worker_id={"$var": "v1"}),
     ]
     candidates = list(single_steps(StackMachine, window, bound=["v1"]))
-    assert [c["rule"] for c in candidates] == ["ready_again", "ready_unknown"]
+    assert [c["rule"] for c in candidates] == ["ready_again", "ready_unknown", "let_time_pass"]
     assert candidates[0]["args"] == {"worker_id": {"$var": "v1"}}
     assert candidates[1]["args"] == {"hive": 0}
     kills = list(

@@ -16,7 +16,7 @@ Every rule ends with the registered invariants, polled within the grace window (
 from __future__ import annotations
 
 from rbee_props.machines._context import Failure, MachineContext, StopRequested
-from rbee_props.machines._core import StackMachineBase, recorded
+from rbee_props.machines._core import StackMachineBase, passes_time, recorded
 from rbee_props.machines.auth import AuthRules
 from rbee_props.machines.beehives import BeehiveRules
 from rbee_props.machines.churn import ChurnRules
@@ -36,6 +36,7 @@ __all__ = [
     "StackMachine",
     "StackMachineBase",
     "StopRequested",
+    "passes_time",
     "recorded",
 ]
 

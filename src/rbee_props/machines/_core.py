@@ -41,7 +41,7 @@ from rbee_props.redact import Redactor
 from rbee_props.snapshot import Process, Snapshot, listed_from
 from rbee_props.stack import WaitTimedOut
 
-__all__ = ["StackMachineBase", "recorded"]
+__all__ = ["StackMachineBase", "passes_time", "recorded"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 MAX_MODELS = 8
@@ -68,6 +68,17 @@ def _unique(states: list[ClusterState]) -> list[ClusterState]:
         if state not in out:
             out.append(state)
     return out
+
+
+def passes_time(func: F) -> F:
+    """Mark a rule whose operation is only the passage of time (``let_time_pass``).
+
+    Shrinking offers such a rule in place of any run of steps: a bug that shows only once the
+    stack's monitors have swept (an eviction after N failed probes) needs the time those steps
+    took, not the steps, and deleting steps can never turn them into a wait.
+    """
+    func.passes_time = True  # type: ignore[attr-defined]
+    return func
 
 
 def recorded(func: F) -> F:

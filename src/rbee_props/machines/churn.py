@@ -11,7 +11,7 @@ from hypothesis.stateful import initialize, precondition, rule
 from rbee_props.findings import Violation
 from rbee_props.invariants import explain
 from rbee_props.machines._bundles import hive_index, spawned
-from rbee_props.machines._core import recorded
+from rbee_props.machines._core import passes_time, recorded
 from rbee_props.machines._spawning import MODEL_REF, Spawner
 from rbee_props.model import Inference, ReadyCallback
 from rbee_props.snapshot import listed_from
@@ -127,6 +127,7 @@ class ChurnRules(Spawner):
 
     @rule()
     @recorded
+    @passes_time
     def let_time_pass(self) -> None:
         """S18/S03: after (N + 1) health intervals, the monitors have acted; nothing changed."""
         timings = self.ctx.config.timings

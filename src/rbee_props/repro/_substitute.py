@@ -6,7 +6,9 @@ substitution pass offers, for a run of steps, each rule of the machine as a sing
 with arguments taken from the steps it replaces (same parameter name), from variables bound
 before it, or the simplest value of the rule's strategy. Only rules of the failing step's
 operation family are offered (a word of the name in common: ``ready_again`` -> ``ready_unknown``),
-most alike first: each candidate costs a replay against the live stack.
+most alike first: each candidate costs a replay against the live stack. After them come the
+rules marked ``passes_time`` (``let_time_pass``): what a run of unrelated steps often gives a
+failure is only the time they took, e.g. for the hive monitor's sweeps to evict a worker.
 """
 
 from __future__ import annotations
@@ -67,14 +69,18 @@ def single_steps(machine: type, window: Sequence[Step], bound: Sequence[str]) ->
 
     words = set(failing.split("_"))
 
-    def likeness(rule: Any) -> float:
-        return difflib.SequenceMatcher(None, rule.function.__name__, failing).ratio()
+    def passes_time(rule: Any) -> bool:
+        return bool(getattr(rule.function, "passes_time", False))
+
+    def order(rule: Any) -> tuple[bool, float]:
+        likeness = difflib.SequenceMatcher(None, rule.function.__name__, failing).ratio()
+        return (not passes_time(rule), likeness)
 
     seen: set[str] = set()
-    for rule in sorted(rules, key=likeness, reverse=True):
+    for rule in sorted(rules, key=order, reverse=True):
         name = rule.function.__name__
-        if name in seen or not words & set(name.split("_")):
-            continue  # only the failing operation's family (ready_*, register_*, ...)
+        if name in seen or not (words & set(name.split("_")) or passes_time(rule)):
+            continue  # the failing operation's family (ready_*, register_*, ...), then waits
         seen.add(name)
         params = sorted(rule.arguments)
         choices = [_values(p, rule.arguments[p], window, bound) for p in params]
