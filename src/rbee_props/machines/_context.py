@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -81,10 +82,22 @@ class MachineContext:
         return True
 
     def smallest_failure(self) -> Failure | None:
-        """The failure with the shortest program (the most shrunk), last one on ties."""
+        """The shortest program (the most shrunk, last on ties) of the property that failed
+        most often; on a tie in counts, of the one that failed first.
+
+        Hypothesis shrinks one failure by replaying it many times, so the bug it is shrinking
+        fails again and again; a property that failed once on the way (a race that a replay
+        happened to lose) must not replace it only because its program is as short.
+        """
         if not self.failures:
             return None
-        return min(reversed(self.failures), key=lambda f: len(f.program))
+        counts = Counter(f.violation.invariant for f in self.failures)
+        first_seen: dict[str, int] = {}
+        for index, failure in enumerate(self.failures):
+            first_seen.setdefault(failure.violation.invariant, index)
+        chosen = min(counts, key=lambda prop: (-counts[prop], first_seen[prop]))
+        same = [f for f in self.failures if f.violation.invariant == chosen]
+        return min(reversed(same), key=lambda f: len(f.program))
 
     # -- ports held by the test ----------------------------------------------------------------
     def hold_port(self, port: int) -> bool:
