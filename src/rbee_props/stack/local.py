@@ -523,9 +523,11 @@ class LocalStack(Stack):
 
     def workers(self) -> list[WorkerProcess]:
         """Every worker process of this run, listed or not, orphans included (S20)."""
+        return self._workers(Listeners.now())
+
+    def _workers(self, listeners: Listeners) -> list[WorkerProcess]:
         infra = {p.pid for p in (self.proxy, self.watchdog) if p and p.pid}
         components = {p.pid: name for name, p in self.procs.items() if p.pid}
-        listeners = Listeners.now()
         found = []
         for proc in self._members().processes():
             if proc.pid in infra or proc.pid in components:
@@ -551,7 +553,7 @@ class LocalStack(Stack):
         """Every port any process of the host listens on, except those of ``worker_id``'s own
         process: a port another run (a parallel test's stack) holds is as taken as our own."""
         listeners = Listeners.now()
-        own = {w.pid for w in self.workers() if w.worker_id == worker_id}
+        own = {w.pid for w in self._workers(listeners) if w.worker_id == worker_id}
         return listeners.ports_besides(own)
 
     def kill_worker(self, worker_id: str) -> None:
