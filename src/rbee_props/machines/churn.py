@@ -129,7 +129,14 @@ class ChurnRules(Spawner):
     @recorded
     @passes_time
     def let_time_pass(self) -> None:
-        """S18/S03: after (N + 1) health intervals, the monitors have acted; nothing changed."""
+        """S18/S03: after (N + 1) health intervals, the monitors have acted; nothing changed.
+
+        The quiet period starts once the stack shows what the last fault left (``settle_first``):
+        after ``crash_restart`` the hive's new worker may still be loading, and its monitor only
+        starts probing it once it is ready, so a wait counted from the fault could end before
+        the N sweeps an eviction takes, and the convergence after it would pass before they do.
+        """
+        self.settle_first()
         timings = self.ctx.config.timings
         # the operation *is* the passage of time: the monitors must not evict served workers
         time.sleep((timings.health_failures + 1) * timings.health_interval)
