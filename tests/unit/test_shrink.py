@@ -217,3 +217,34 @@ def test_a_core_that_fails_only_sometimes_gets_a_second_replay():
     shrunk, best = shrink_program(program, fails, invariant="S02", budget=60)
     assert [s["rule"] for s in shrunk] == ["first_worker", "register_duplicate"]
     assert best is not None
+
+
+def test_the_workers_and_a_wait_are_tried_before_delta_debugging():
+    # the monitor evicts a served worker: the restart that made it and the time are the bug
+    program = [
+        step("crash_restart", "v1", component="hive1"),
+        step("restart_component", component="queen"),
+        step("restart_component", component="hive2"),
+    ]
+
+    def fails(candidate):
+        rules = [s["rule"] for s in candidate]
+        tried.append(rules)
+        enough = len(rules) == 3 or rules[-1:] == ["let_time_pass"]
+        return failure("S21") if rules[:1] == ["crash_restart"] and enough else None
+
+    tried = []
+    shrunk, best = shrink_program(program, fails, invariant="S21", budget=60, machine=StackMachine)
+    assert [s["rule"] for s in shrunk] == ["crash_restart", "let_time_pass"]
+    assert best is not None
+    # the cores that hold (the failing step alone, the last two, the failing step with the
+    # worker's maker) come first, then the maker and a wait: the first candidate that fails
+    assert distinct(tried)[:4] == [
+        ["restart_component"],
+        ["restart_component", "restart_component"],
+        ["crash_restart", "restart_component"],
+        ["crash_restart", "let_time_pass"],
+    ]
+    tried.clear()
+    shrink_program(program, fails, invariant="S21", budget=60)  # no machine: no wait to offer
+    assert ["crash_restart", "let_time_pass"] not in tried

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, find, settings
 from hypothesis.errors import HypothesisException
 from hypothesis.stateful import Bundle
 
-__all__ = ["single_steps"]
+__all__ = ["single_steps", "wait_steps"]
 
 Step = Mapping[str, Any]
 
@@ -92,3 +92,13 @@ def single_steps(machine: type, window: Sequence[Step], bound: Sequence[str]) ->
             if rule.targets:
                 step["binds"] = next(f"v{i}" for i in itertools.count(1) if f"v{i}" not in bound)
             yield step
+
+
+def wait_steps(machine: type) -> list[Step]:
+    """One step of each rule marked ``passes_time`` that takes no arguments (``let_time_pass``)."""
+    state = machine.setup_state()  # type: ignore[attr-defined]
+    return [
+        {"rule": rule.function.__name__, "args": {}}
+        for rule in state.rules
+        if getattr(rule.function, "passes_time", False) and not rule.arguments
+    ]

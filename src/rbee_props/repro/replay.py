@@ -20,7 +20,7 @@ from rbee_props.findings import Violation
 from rbee_props.machines import MACHINES, MachineContext, StackMachineBase
 from rbee_props.machines._context import Failure
 from rbee_props.repro._shrink_args import drop_elements
-from rbee_props.repro._substitute import single_steps
+from rbee_props.repro._substitute import single_steps, wait_steps
 from rbee_props.stack import make_stack
 
 __all__ = [
@@ -119,10 +119,12 @@ def shrink_program(
 ) -> tuple[list[Mapping[str, Any]], Failure | None]:
     """Shrink ``program`` while the same invariant still fails, within ``budget`` seconds.
 
-    First at most three candidates: the failing (last) step, then the last two steps (a fault's
+    First at most four candidates: the failing (last) step, then the last two steps (a fault's
     consequences are judged at the step after it), each with only the steps that bound the
     workers they use (``_dependency_core``), then the failing step with every step that made a
-    worker. A fault on a worker needs its spawn and rarely more; on a live stack, where a replay
+    worker, then (given a ``machine`` with a ``passes_time`` rule) every step that made a worker
+    followed by a wait: a monitor that evicts a healthy worker needs the worker and time. A
+    fault on a worker needs its spawn and rarely more; on a live stack, where a replay
     takes seconds, trying these first saves most of the budget. Each is replayed up to twice: a
     finding that depends on a race may miss once. Then two passes, repeated while either makes
     progress: greedy delta debugging (drop chunks of steps, and the steps that use what they
@@ -146,9 +148,16 @@ def shrink_program(
     current, best = list(program), None
     tried: list[list[Mapping[str, Any]]] = []
     # a fault's consequences are checked at the step after it: the last two steps too
-    for tail, workers in ((1, False), (2, False), (1, True)):
-        core = _dependency_core(current, tail=tail, workers=workers)
-        if len(core) == len(current) or core in tried:
+    cores = [
+        _dependency_core(current, tail=tail, workers=workers)
+        for tail, workers in ((1, False), (2, False), (1, True))
+    ]
+    # the workers and a quiet period: what a bug of a background monitor needs
+    makers = _dependency_core(current, tail=0, workers=True)
+    waits = wait_steps(machine) if machine is not None and makers else []
+    cores += [[*makers, wait] for wait in waits[:1]]
+    for core in cores:
+        if len(core) >= len(current) or core in tried:
             continue
         tried.append(core)
         # twice each: a race-dependent finding (a rate of 2/3) must not lose its best candidate
