@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import attrs
 import httpx
@@ -212,6 +213,11 @@ def hunt(
     return result
 
 
+#: how many programs shrinking accepted before its result are measured when the result does not
+#: reproduce (each costs ``attempts`` replays), before the original program
+STEP_BACK = 2
+
+
 def finish(
     failure: Failure,
     machine: type[StackMachineBase],
@@ -222,7 +228,13 @@ def finish(
     attempts: int,
     on_progress: Callable[[str], None] | None = None,
 ) -> tuple[Finding, Failure]:
-    """Shrink ``failure`` by replaying against the stack, measure its rate, make a Finding."""
+    """Shrink ``failure`` by replaying against the stack, measure its rate, make a Finding.
+
+    A candidate is accepted on one failing replay, so a race can hand shrinking a program that
+    failed once and never again. When the result reproduces in none of the ``attempts``
+    replays, up to ``STEP_BACK`` of the programs accepted before it (the original last) are
+    measured too, newest first, and the first that reproduces is the finding.
+    """
     invariant = failure.violation.invariant
 
     def fails(program: list[dict[str, object]] | object) -> Failure | None:
@@ -230,14 +242,24 @@ def finish(
 
     if on_progress:
         on_progress(f"shrinking {failure.violation.signature} ({len(failure.program)} steps)")
+    trail: list[tuple[list[Any], Failure]] = []
     program, shrunk = shrink_program(
-        failure.program, fails, invariant=invariant, budget=shrink_budget, machine=machine
-    )
+        failure.program, fails, invariant=invariant, budget=shrink_budget, machine=machine,
+        trail=trail,
+    )  # fmt: skip
     best = shrunk or failure
     if on_progress:
         on_progress(f"replaying {len(program)} steps {attempts} times for the reproduction rate")
     hits = reproduction_rate(program, fails, invariant=invariant, attempts=attempts)
     chosen = best if shrunk else attrs.evolve(failure, program=list(program))
+    way_back = [*trail[-STEP_BACK - 1 : -1], (list(failure.program), failure)][::-1]
+    for earlier, earlier_failure in way_back if shrunk and attempts and not hits else ():
+        if on_progress:
+            on_progress(f"{len(program)} steps did not fail again; measuring {len(earlier)} steps")
+        hits = reproduction_rate(earlier, fails, invariant=invariant, attempts=attempts)
+        if hits:
+            program, best, chosen = earlier, earlier_failure, earlier_failure
+            break
     return make_finding(chosen, machine_name, context.config, hits, attempts), best
 
 

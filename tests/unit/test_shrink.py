@@ -6,6 +6,10 @@ still holds what the (imaginary) bug needs, so the result of each pass is exact.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+from rbee_props import hunt as hunt_module
+from rbee_props.config import load_config
 from rbee_props.findings import Violation
 from rbee_props.machines import StackMachine
 from rbee_props.machines._context import Failure
@@ -248,3 +252,33 @@ def test_the_workers_and_a_wait_are_tried_before_delta_debugging():
     tried.clear()
     shrink_program(program, fails, invariant="S21", budget=60)  # no machine: no wait to offer
     assert ["crash_restart", "let_time_pass"] not in tried
+
+
+def test_a_shrunk_program_that_never_fails_again_gives_way_to_one_that_does(monkeypatch):
+    """A race fails the two-step core once; its rate replays never do: the finding is the
+    original program, which fails every time, not a reproduction that reproduces nothing."""
+    program = [
+        step("first_worker", "v1", hive="hive1"),
+        step("inference", max_tokens=2),
+        step("kill_worker", worker_id={"$var": "v1"}),
+    ]
+    calls: dict[tuple[str, ...], int] = {}
+
+    def run_program(candidate, context, machine):
+        rules = tuple(s["rule"] for s in candidate)
+        calls[rules] = calls.get(rules, 0) + 1
+        once = rules == ("first_worker", "kill_worker") and calls[rules] == 1
+        if rules == ("first_worker", "inference", "kill_worker") or once:
+            return Failure(violation=failure("C01").violation, program=list(candidate), history=[])
+        return None
+
+    monkeypatch.setattr(hunt_module, "run_program", run_program)
+    original = Failure(violation=failure("C01").violation, program=program, history=[])
+    context = SimpleNamespace(config=load_config())
+    finding, best = hunt_module.finish(
+        original, StackMachine, context, machine_name="stack", shrink_budget=30, attempts=3
+    )
+    assert [s["rule"] for s in finding.program] == ["first_worker", "inference", "kill_worker"]
+    assert (finding.reproduced, finding.attempts) == (3, 3)
+    assert best.program == program
+    assert calls[("first_worker", "kill_worker")] >= 4  # accepted once, then 3 rate replays

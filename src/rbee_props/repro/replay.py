@@ -116,6 +116,7 @@ def shrink_program(
     invariant: str,
     budget: float = 120.0,
     machine: type[StackMachineBase] | None = None,
+    trail: list[tuple[list[Mapping[str, Any]], Failure]] | None = None,
 ) -> tuple[list[Mapping[str, Any]], Failure | None]:
     """Shrink ``program`` while the same invariant still fails, within ``budget`` seconds.
 
@@ -132,7 +133,9 @@ def shrink_program(
     given the ``machine``, substitution (replace the steps from some point to the failing one
     by a single rule, see ``_substitute``). Each of their candidates is replayed once against
     the live stack; a candidate whose replay raises counts as not failing. Returns the smallest
-    failing program found, with its failure (None when no candidate failed).
+    failing program found, with its failure (None when no candidate failed). Every candidate
+    that failed is kept, in order, in ``trail`` when one is given: each one failed is accepted,
+    so the last is the result and the ones before it are the way back (see ``hunt.finish``).
     """
     deadline = time.monotonic() + budget
 
@@ -143,7 +146,11 @@ def shrink_program(
             failure = fails(candidate)
         except Exception:  # a candidate the machine cannot run does not fail
             return None
-        return failure if failure is not None and failure.violation.invariant == invariant else None
+        if failure is None or failure.violation.invariant != invariant:
+            return None
+        if trail is not None:
+            trail.append((list(candidate), failure))
+        return failure
 
     current, best = list(program), None
     tried: list[list[Mapping[str, Any]]] = []
