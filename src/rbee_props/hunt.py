@@ -258,7 +258,7 @@ def finish(
             on_progress(f"{len(program)} steps did not fail again; measuring {len(earlier)} steps")
         hits = reproduction_rate(earlier, fails, invariant=invariant, attempts=attempts)
         if hits:
-            program, best, chosen = earlier, earlier_failure, earlier_failure
+            best = chosen = earlier_failure
             break
     return make_finding(chosen, machine_name, context.config, hits, attempts), best
 

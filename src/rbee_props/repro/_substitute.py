@@ -41,6 +41,11 @@ def _simplest(strategy: Any) -> tuple[Any, ...]:
         return ()
 
 
+def _passes_time(rule: Any) -> bool:
+    """Whether ``rule`` is marked ``@passes_time`` (``machines._core.passes_time``)."""
+    return bool(getattr(rule.function, "passes_time", False))
+
+
 def _values(name: str, strategy: Any, window: Sequence[Step], bound: Sequence[str]) -> list[Any]:
     if isinstance(strategy, Bundle):
         return [{"$var": var} for var in reversed(bound)]
@@ -69,17 +74,14 @@ def single_steps(machine: type, window: Sequence[Step], bound: Sequence[str]) ->
 
     words = set(failing.split("_"))
 
-    def passes_time(rule: Any) -> bool:
-        return bool(getattr(rule.function, "passes_time", False))
-
     def order(rule: Any) -> tuple[bool, float]:
         likeness = difflib.SequenceMatcher(None, rule.function.__name__, failing).ratio()
-        return (not passes_time(rule), likeness)
+        return (not _passes_time(rule), likeness)
 
     seen: set[str] = set()
     for rule in sorted(rules, key=order, reverse=True):
         name = rule.function.__name__
-        if name in seen or not (words & set(name.split("_")) or passes_time(rule)):
+        if name in seen or not (words & set(name.split("_")) or _passes_time(rule)):
             continue  # the failing operation's family (ready_*, register_*, ...), then waits
         seen.add(name)
         params = sorted(rule.arguments)
@@ -100,5 +102,5 @@ def wait_steps(machine: type) -> list[Step]:
     return [
         {"rule": rule.function.__name__, "args": {}}
         for rule in state.rules
-        if getattr(rule.function, "passes_time", False) and not rule.arguments
+        if _passes_time(rule) and not rule.arguments
     ]
